@@ -1,0 +1,29 @@
+# Entry points. `make demo` and `make test` each set everything up first (scripts/setup.sh).
+PYTHON ?= python3
+.PHONY: setup demo test test-python test-c lint bench clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(PYTHON) -m signer.demo
+
+test: setup lint test-c test-python
+
+test-python:
+	$(PYTHON) -m pytest -q
+
+test-c:
+	cmake -S . -B build/c -DCMAKE_BUILD_TYPE=Debug -DTKA_SANITIZE=ON >/dev/null
+	cmake --build build/c -j2
+	ctest --test-dir build/c --output-on-failure
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
+
+bench: setup
+	$(PYTHON) bench/run.py
+
+clean:
+	rm -rf build *.egg-info verifier/_native*.so tests/interop/tka-interop

@@ -1,0 +1,1 @@
+"""A reference coordination service for tailnet lock (spec §13) over SQLite."""

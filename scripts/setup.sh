@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything tka-signer needs on a fresh Debian (bookworm) machine, as root, and
+# builds the project in place. Idempotent: a second run only checks what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(softhsm2 opensc libsodium-dev pkg-config build-essential cmake libgtest-dev)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+echo "setup: installing Python packages and building the native core" >&2
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[dev]"
+
+if [ -f tests/interop/go.mod ]; then
+    echo "setup: fetching Go modules for the interop oracle" >&2
+    (cd tests/interop && go mod download && go build -o tka-interop .)
+fi

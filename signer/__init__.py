@@ -1,0 +1,1 @@
+"""Everything that signs, and the `tka` command line."""

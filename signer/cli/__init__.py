@@ -1,0 +1,69 @@
+"""The `tka` command line.
+
+Each command group lives in its own module and registers itself through `COMMAND_MODULES`:
+a module exposes `register(subparsers)`, which adds its sub-commands, each with
+`set_defaults(func=handler)`; a handler takes the parsed arguments and returns an exit code.
+Exit codes: 0 success, 1 failure, 2 usage. Errors from the `TKAError` hierarchy are printed as
+one line on stderr, prefixed "tka: ".
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from verifier.errors import TKAError
+
+# Command-group modules, in the order they appear in `tka --help`.
+COMMAND_MODULES: tuple[str, ...] = (
+    "signer.cli.key_commands",
+    "signer.cli.lock_commands",
+)
+
+
+class UsageError(Exception):
+    """Wrong arguments: printed as a usage line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tka",
+        description="Hardware-backed signer for Tailscale's tailnet lock.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # group not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = func(args)
+    except UsageError as exc:
+        print(f"usage: {exc}", file=sys.stderr)
+        return 2
+    except TKAError as exc:
+        print(f"tka: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tka: interrupted", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Where a token PIN comes from.
+
+Order: the URI's `pin-source=` (a file), then the `TKA_PKCS11_PIN` environment variable, then
+the caller's callback (by default an interactive prompt on the terminal). A PIN is never taken
+from argv, never logged and never put into an exception message: every error here names the
+*source* of the PIN, not its value.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import stat
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from verifier.errors import SignerError
+
+PIN_ENV = "TKA_PKCS11_PIN"
+
+# Called with a short description of what the PIN unlocks (e.g. "token 'tailnet-lock'").
+PinCallback = Callable[[str], str]
+
+
+def prompt_pin(what: str) -> str:
+    """Ask on the terminal (no echo). Refuses when there is no terminal to ask on."""
+    if not sys.stdin.isatty():
+        raise SignerError(
+            f"a PIN is needed for {what} but there is no terminal to ask on; "
+            f"add pin-source=file:/path/to/pin to the key URI or set {PIN_ENV}"
+        )
+    try:
+        pin = getpass.getpass(f"PIN for {what}: ")
+    except EOFError:
+        raise SignerError(f"no PIN entered for {what}") from None
+    if not pin:
+        raise SignerError(f"empty PIN entered for {what}")
+    return pin
+
+
+def read_pin_file(source: str) -> str:
+    """Read a PIN from `file:/path` or a bare path; the first line, trailing whitespace removed.
+
+    A world-readable PIN file is refused: anyone on the machine could use the token.
+    """
+    if source.startswith("file:"):
+        from signer.uri import parse_file_uri  # local import: uri imports nothing from here
+
+        path = parse_file_uri(source)
+    elif source.startswith("|"):
+        raise SignerError("pin-source commands ('|…') are not supported; use a file")
+    else:
+        path = Path(source)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise SignerError(f"cannot read PIN file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SignerError(f"PIN file {path} is not a regular file")
+    if st.st_mode & stat.S_IROTH:
+        raise SignerError(
+            f"PIN file {path} is readable by every user (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run: chmod 600 {path}"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SignerError(f"cannot read PIN file {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SignerError(f"PIN file {path} is not UTF-8 text") from None
+    lines = text.splitlines()
+    pin = lines[0].rstrip() if lines else ""
+    if not pin:
+        raise SignerError(f"PIN file {path} is empty")
+    return pin
+
+
+def resolve_pin(
+    what: str,
+    *,
+    uri_pin_source: str | None,
+    callback: PinCallback | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Return the PIN for `what`, following the order in the module docstring."""
+    if uri_pin_source is not None:
+        return read_pin_file(uri_pin_source)
+    environ = os.environ if env is None else env
+    from_env = environ.get(PIN_ENV)
+    if from_env:
+        return from_env
+    return (callback or prompt_pin)(what)

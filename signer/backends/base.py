@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 from verifier.errors import SignerError
 
@@ -78,7 +78,7 @@ class KeyBackend(ABC):
         """Release the device or session. Idempotent."""
         return None  # backends without a device have nothing to release
 
-    def __enter__(self) -> KeyBackend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -232,5 +232,5 @@ def test_no_terminal_no_pin_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    with pytest.raises(SignerError, match="no terminal to ask on.*pin-source"):
+    with pytest.raises(SignerError, match=r"no terminal to ask on.*pin-source"):
         resolve_pin("token 'x'", uri_pin_source=None, env={})

@@ -171,7 +171,9 @@ def test_raw_ec_point_from_softhsm_import_is_accepted(pin_env: Any) -> None:
     """`softhsm2-util --import` stores CKA_EC_POINT raw (32 bytes); both forms must work."""
     assert p11.ec_point_to_public_key(b"\x04\x20" + b"\x07" * 32) == b"\x07" * 32
     assert p11.ec_point_to_public_key(b"\x07" * 32) == b"\x07" * 32
-    for bad in (b"", b"\x04\x20" + b"\x07" * 31, b"\x04\x39" + b"\x07" * 57, b"\x03\x20" + b"\x07" * 32):
+    seven = b"\x07"
+    bad_points = (b"", b"\x04\x20" + seven * 31, b"\x04\x39" + seven * 57, b"\x03\x20" + seven * 32)
+    for bad in bad_points:
         with pytest.raises(SignerError, match="not an Ed25519 public key"):
             p11.ec_point_to_public_key(bad)
 
@@ -213,7 +215,7 @@ def test_missing_token_missing_key_wrong_module(pin_env: Any) -> None:
     assert pin_env.label in str(e.value)  # lists what is present
     with pytest.raises(SignerError, match="no Ed25519 private key object='nope'"):
         open_backend(pin_env.uri(object="nope"))
-    with pytest.raises(DeviceError, match="/no/such/module.so does not exist"):
+    with pytest.raises(DeviceError, match=r"/no/such/module\.so does not exist"):
         open_backend(pin_env.uri(object="tl-key") + "?module-path=/no/such/module.so")
     with pytest.raises(DeviceError, match="is not a PKCS#11 library"):
         open_backend(pin_env.uri(object="tl-key") + f"?module-path={os.__file__}")

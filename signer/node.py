@@ -110,6 +110,7 @@ class NodeConfig:
     node_id: int = 0
     stable_id: str = ""
     lock_key: str | None = None
+    lock_public: bytes | None = None  # cached so read-only commands never need the device
     disallowed_state_ids: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> bytes:
@@ -119,6 +120,7 @@ class NodeConfig:
             "NodeID": self.node_id,
             "StableID": self.stable_id,
             "LockKey": self.lock_key,
+            "LockPublic": None if self.lock_public is None else self.lock_public.hex(),
             "DisallowedTKAStateIDs": list(self.disallowed_state_ids),
         }
         return (json.dumps(doc, indent=2) + "\n").encode()
@@ -130,12 +132,14 @@ class NodeConfig:
             if not isinstance(doc, dict) or doc.get("Version") != CONFIG_VERSION:
                 raise ValueError("unsupported version")
             lock_key = doc.get("LockKey")
+            lock_public = doc.get("LockPublic")
             denied = doc.get("DisallowedTKAStateIDs") or []
             return cls(
                 name=str(doc["Name"]),
                 node_id=int(doc.get("NodeID", 0)),
                 stable_id=str(doc.get("StableID", "")),
                 lock_key=None if lock_key is None else str(lock_key),
+                lock_public=None if lock_public is None else bytes.fromhex(str(lock_public)),
                 disallowed_state_ids=tuple(str(s) for s in denied),
             )
         except (ValueError, KeyError, TypeError) as exc:

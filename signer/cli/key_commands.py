@@ -257,6 +257,7 @@ def cmd_sign_nodekeys(args: argparse.Namespace) -> int:
     from signer import bulk
 
     rotation = bulk.parse_tl_public(args.rotation_key) if args.rotation_key else None
+    bulk.check_rotation_key(rotation)
     if args.infile == "-":
         node_keys = bulk.read_node_keys(sys.stdin, "stdin")
     else:

@@ -1,0 +1,148 @@
+"""Sign many node keys with one key (and one login): `tka key sign-nodekeys`.
+
+Input: a text file with one `nodekey:<64 hex>` per line; blank lines and lines starting with `#`
+are skipped. Output: one serialized direct node-key signature (spec §3.5, §7.4) per input node
+key, in input order, one per line, **standard base64 with padding** (the encoding the control
+protocol uses for `MarshaledSignature` in JSON) or lower-case hex with `--format hex`.
+
+The NKS is `{SigKind: direct, Pubkey: "np"‖nodekey, KeyID: signer's public key}` plus
+`WrappingPubkey` only when a real rotation key is given. Tailscale's CLI sends 32 zero bytes
+when there is none; that small-order key lets anyone forge rotation signatures (spec §18 item 1),
+so we omit the field instead, and refuse an all-zero rotation key outright.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Literal, TextIO
+
+from signer.backends.base import KeyBackend, SigningContext
+from verifier.errors import DecodeError, SignerError
+
+NODEKEY_PREFIX = "nodekey:"
+OutputFormat = Literal["base64", "hex"]
+
+
+def parse_node_key(text: str, where: str = "node key") -> bytes:
+    """`nodekey:<64 hex>` → 32 raw bytes (spec §1.3)."""
+    if not text.startswith(NODEKEY_PREFIX):
+        raise DecodeError(f"{where}: expected 'nodekey:<64 hex digits>', got {text[:24]!r}")
+    body = text[len(NODEKEY_PREFIX):]
+    if len(body) != 64:
+        raise DecodeError(f"{where}: 'nodekey:' needs 64 hex digits, got {len(body)}")
+    try:
+        return bytes.fromhex(body)
+    except ValueError:
+        raise DecodeError(f"{where}: 'nodekey:' key is not valid hex") from None
+
+
+def parse_tl_public(text: str, where: str = "rotation key") -> bytes:
+    """`tlpub:`/`nlpub:` + 64 hex → 32 raw bytes (spec §1.3)."""
+    for prefix in ("nlpub:", "tlpub:"):
+        if text.startswith(prefix):
+            body = text[len(prefix):]
+            if len(body) != 64:
+                raise DecodeError(f"{where}: {prefix} needs 64 hex digits, got {len(body)}")
+            try:
+                return bytes.fromhex(body)
+            except ValueError:
+                raise DecodeError(f"{where}: {prefix} key is not valid hex") from None
+    raise DecodeError(f"{where}: expected 'tlpub:<64 hex digits>', got {text[:24]!r}")
+
+
+def read_node_keys(lines: Iterable[str], source: str) -> list[bytes]:
+    """Parse an input file; errors name the line."""
+    keys: list[bytes] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        keys.append(parse_node_key(line, f"{source} line {number}"))
+    return keys
+
+
+def check_rotation_key(rotation_public: bytes | None) -> None:
+    """Refuse rotation keys that would make the signatures forgeable or unusable."""
+    if rotation_public is None:
+        return
+    if len(rotation_public) != 32:
+        raise SignerError(f"a rotation key is 32 bytes, got {len(rotation_public)}")
+    if rotation_public == bytes(32):
+        raise SignerError(
+            "refusing an all-zero rotation key: it is a small-order point that would let anyone "
+            "forge rotation signatures for these nodes (omit the rotation key instead)"
+        )
+
+
+def build_direct_nks(signer_public: bytes, node_key: bytes, rotation_public: bytes | None) -> object:
+    """The unsigned direct NKS (spec §7.4), built with the wire layer's types."""
+    from verifier import NodeKeySignature
+    from verifier.nks import SigKind
+
+    check_rotation_key(rotation_public)
+    fields: dict[str, object] = {
+        "sig_kind": SigKind.DIRECT,
+        "pubkey": b"np" + node_key,
+        "key_id": signer_public,
+    }
+    if rotation_public is not None:
+        fields["wrapping_pubkey"] = rotation_public
+    return NodeKeySignature(**fields)
+
+
+def sign_node_keys(
+    backend: KeyBackend,
+    node_keys: Iterable[bytes],
+    *,
+    rotation_public: bytes | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """Yield the serialized, signed direct NKS for each node key, in order."""
+    signer_public = backend.public_key()
+    for count, node_key in enumerate(node_keys, start=1):
+        if len(node_key) != 32:
+            raise SignerError(f"node key #{count} is {len(node_key)} bytes, expected 32")
+        unsigned = build_direct_nks(signer_public, node_key, rotation_public)
+        digest: bytes = unsigned.sig_hash()  # type: ignore[attr-defined]
+        signature = backend.sign(
+            digest,
+            SigningContext(
+                purpose="node-key-signature",
+                summary=f"authorize node key {NODEKEY_PREFIX}{node_key.hex()}",
+                payload=unsigned.to_cbor(),  # type: ignore[attr-defined]
+            ),
+        )
+        signed = dataclasses.replace(unsigned, signature=signature)  # type: ignore[type-var]
+        yield signed.to_cbor()  # type: ignore[attr-defined,no-any-return]
+        if on_progress is not None:
+            on_progress(count)
+
+
+def encode_line(blob: bytes, fmt: OutputFormat) -> str:
+    return base64.b64encode(blob).decode("ascii") if fmt == "base64" else blob.hex()
+
+
+def decode_line(line: str, fmt: OutputFormat) -> bytes:
+    text = line.strip()
+    try:
+        return base64.b64decode(text, validate=True) if fmt == "base64" else bytes.fromhex(text)
+    except ValueError:
+        raise DecodeError(f"not a {fmt} node-key signature line: {text[:24]!r}") from None
+
+
+def terminal_progress(total: int, stream: TextIO = sys.stderr) -> Callable[[int], None] | None:
+    """A progress callback that rewrites one line on `stream`, or None when not a terminal."""
+    if not stream.isatty():
+        return None
+    step = max(1, total // 200)
+
+    def report(done: int) -> None:
+        if done % step == 0 or done == total:
+            end = "\n" if done == total else ""
+            stream.write(f"\rsigned {done}/{total} node keys{end}")
+            stream.flush()
+
+    return report

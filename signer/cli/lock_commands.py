@@ -1,0 +1,250 @@
+"""`tka <command>`: the tailnet-lock lifecycle, mirroring `tailscale lock <command>` (spec §15).
+
+Commands are top level (`tka init`, `tka status`, …). Every command acts for one node, named by
+its state directory (`--state`), against one coordination service (`--control`), and signs, when
+it signs, with the node's lock key (`--key`, default: the URI recorded in the node state).
+
+Before doing anything a command brings the node's local authority up to date with the service
+exactly as tailscaled does on every netmap (spec §13.4, `signer.sync_node`): reads are therefore
+current, and the local authority advances only through verified AUMs (Inform).
+
+Mutating commands print what they will change on stderr and ask; without a terminal they
+refuse unless `--yes`/`--confirm` is given (exit 2). `init` keeps Tailscale's behaviour: without
+`--confirm` it prints the plan and the command to re-run (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from signer.cli import UsageError
+from verifier.errors import TKAError
+
+Handler = Callable[[argparse.Namespace], int]
+
+HELP_ORDER = (
+    "init",
+    "status",
+    "add",
+    "remove",
+    "sign",
+    "disable",
+    "disablement-kdf",
+    "log",
+    "local-disable",
+    "revoke-keys",
+    "node",
+)
+
+
+class CommandError(TKAError):
+    """A refusal of a lock command (not enabled, already enabled, not trusted, ...)."""
+
+
+class NeedsConfirmation(Exception):
+    """A mutating command ran without a terminal and without --yes."""
+
+
+# -- shared arguments ---------------------------------------------------------------------------
+
+
+def _common_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("node and service")
+    group.add_argument(
+        "--state",
+        metavar="DIR",
+        help="node state directory (default: $XDG_DATA_HOME/tka/node or ~/.local/share/tka/node)",
+    )
+    group.add_argument(
+        "--control",
+        metavar="PATH|URL",
+        help="coordination service: a SQLite file for the embedded service, or "
+        "http://127.0.0.1:PORT (default: the embedded service in the data directory)",
+    )
+    group.add_argument(
+        "--key",
+        metavar="URI",
+        help="lock-key backend URI (pkcs11:…, file:…); default: the node's recorded lock key",
+    )
+    group.add_argument(
+        "--yes",
+        "--confirm",
+        dest="confirm",
+        action="store_true",
+        help="do not ask before changing anything",
+    )
+    return common
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="true",
+        default=None,
+        metavar="N",
+        help="JSON output (schema version 1)",
+    )
+
+
+def json_version(value: str | None) -> int:
+    """`--json`, `--json=true` → 1; `--json=false` → 0 (human); `--json=N` → N if supported."""
+    if value is None or value.lower() == "false":
+        return 0
+    if value.lower() == "true":
+        return 1
+    try:
+        version = int(value)
+    except ValueError:
+        raise UsageError(f"--json takes true, false or a schema version, got {value!r}") from None
+    if version != 1:
+        raise CommandError(f"unrecognised version: {version}")
+    return version
+
+
+def _bool_value(value: str) -> bool:
+    low = value.lower()
+    if low in ("1", "t", "true"):
+        return True
+    if low in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Turn a refused confirmation into one line on stderr and exit code 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except NeedsConfirmation as exc:
+            print(f"tka: {exc}", file=sys.stderr)
+            return 2
+
+    run.__name__ = handler.__name__
+    run.__doc__ = handler.__doc__
+    return run
+
+
+def confirm(args: argparse.Namespace, plan: Sequence[str], action: str) -> None:
+    """Show `plan` on stderr; go on if --yes, or if the person at the terminal says yes."""
+    for line in plan:
+        print(line, file=sys.stderr)
+    if args.confirm:
+        return
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise NeedsConfirmation(f"refusing to {action} without confirmation; re-run with --yes")
+    print(f"Proceed to {action}? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise NeedsConfirmation(f"aborted: did not {action}")
+
+
+def read_secret_argument(value: str | None, what: str) -> str:
+    """A secret from `file:PATH`, from stdin (`-` or absent), or — for compatibility with
+    `tailscale lock`, discouraged — from argv itself."""
+    if value is None or value == "-":
+        if sys.stdin.isatty():
+            text = getpass.getpass(f"{what}: ")
+        else:
+            text = sys.stdin.readline()
+        text = text.strip()
+        if not text:
+            raise UsageError(f"no {what} given on stdin")
+        return text
+    if value.startswith("file:"):
+        return _read_file_argument(value)
+    return value
+
+
+def _read_file_argument(value: str) -> str:
+    path = Path(value[len("file:") :])
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+
+
+# -- registration -------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = _common_parser()
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(func=_guarded(handler))
+        return p
+
+    from signer.cli import lock_handlers as h
+
+    p = add("init", h.cmd_init, "Initialize tailnet lock")
+    p.add_argument("--gen-disablements", type=int, default=1, metavar="N",
+                   help="number of disablement secrets to generate (default 1)")
+    p.add_argument("--gen-disablement-for-support", action="store_true",
+                   help="generate a disablement secret and transmit it to the service's support")
+    p.add_argument("args", nargs="*", metavar="<trusted-key>|disablement:<hex>")
+
+    p = add("status", h.cmd_status, "Outputs the state of tailnet lock")
+    _json_flag(p)
+    p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+
+    p = add("add", h.cmd_add, "Adds one or more trusted signing keys to tailnet lock")
+    p.add_argument("keys", nargs="*", metavar="<public-key>")
+
+    p = add("remove", h.cmd_remove, "Removes one or more trusted signing keys from tailnet lock")
+    p.add_argument("--re-sign", nargs="?", const=True, default=True, type=_bool_value,
+                   metavar="BOOL", help="re-sign signatures made by the removed keys (default true)")
+    p.add_argument("keys", nargs="*", metavar="<public-key>")
+
+    p = add("sign", h.cmd_sign, "Signs a node or pre-approved auth key")
+    p.add_argument("args", nargs="*", metavar="<node-key> [<rotation-key>] | <auth-key>")
+
+    p = add("disable", h.cmd_disable,
+            "Consumes a disablement secret to shut down tailnet lock for the tailnet")
+    p.add_argument("args", nargs="*", metavar="<disablement-secret>",
+                   help="the secret, file:PATH, or '-'/nothing to read it from stdin")
+
+    p = add("disablement-kdf", h.cmd_disablement_kdf,
+            "Computes a disablement value from a disablement secret (advanced users only)")
+    p.add_argument("args", nargs="*", metavar="<hex-encoded-disablement-secret>")
+
+    p = add("log", h.cmd_log, "List changes applied to tailnet lock")
+    p.add_argument("--limit", type=int, default=50, metavar="N",
+                   help="max number of updates to list (default 50)")
+    _json_flag(p)
+
+    p = add("local-disable", h.cmd_local_disable, "Disables tailnet lock for this node only")
+    p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+
+    p = add("revoke-keys", h.cmd_revoke_keys, "Revoke compromised tailnet-lock keys")
+    p.add_argument("--cosign", action="store_true",
+                   help="add this node's signature to the recovery blob")
+    p.add_argument("--finish", action="store_true",
+                   help="finish the recovery by transmitting the revocation")
+    p.add_argument("--fork-from", default="", metavar="HASH",
+                   help="parent AUM hash to rewrite from (64 hex or 52 base32; advanced)")
+    p.add_argument("args", nargs="*", metavar="<tailnet-lock-key>|<recovery-blob>")
+
+    p = subparsers.add_parser("node", help="Manage this node's registration")
+    node_sub = p.add_subparsers(dest="node_command", metavar="<subcommand>")
+    r = node_sub.add_parser("register", parents=[common],
+                            help="Register a node with the coordination service")
+    r.add_argument("--name", required=True, help="the node's name")
+    r.add_argument("--auth-key", metavar="KEY",
+                   help="auth key (may be a wrapped --TL key); file:PATH or '-' for stdin")
+    r.add_argument("--lock-key", metavar="URI",
+                   help="lock-key backend URI; default: a new file key in the state directory")
+    r.set_defaults(func=_guarded(h.cmd_node_register))
+
+
+def program_name() -> str:
+    """How the command was invoked, for texts that tell the user what to run next."""
+    base = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "tka"
+    return "tka" if base in ("", "__main__.py", "-c") else base

@@ -1,0 +1,389 @@
+"""Human and JSON (schema v1) output of `tka status` and `tka log` (spec §7.6, §15.3–15.4,
+§15.11–15.12).
+
+The texts follow `tailscale lock` byte for byte, with two documented deviations (docs/cli.md):
+the sign command shown to a locked-out node is `tka sign …` (the command that works here), and
+`log` prints an update-key's vote count where Go prints a pointer address (spec §18 item 2).
+
+This module only formats: callers hand it decoded wire types and plain facts about peers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from verifier import AUM, Key, NodeKeySignature, State
+
+# Numeric kinds are fixed forever (spec §3.1, §3.3, §3.5).
+_KEY_KINDS = {0: "invalid", 1: "25519"}
+_AUM_KINDS = {
+    0: "invalid",
+    1: "add-key",
+    2: "remove-key",
+    3: "no-op",
+    4: "update-key",
+    5: "checkpoint",
+}
+_SIG_KINDS = {0: "invalid", 1: "direct", 2: "rotation", 3: "credential"}
+
+SIGN_COMMAND = "tka sign"
+
+
+def key_kind_name(kind: int) -> str:
+    return _KEY_KINDS.get(kind, f"Key?{kind}")
+
+
+def aum_kind_name(kind: int) -> str:
+    return _AUM_KINDS.get(kind, f"AUM?{kind}")
+
+
+def sig_kind_name(kind: int) -> str:
+    return _SIG_KINDS.get(kind, f"Sig?{kind}")
+
+
+def tlpub(raw: bytes) -> str:
+    """`tlpub:` + lower-case hex of whatever bytes a KeyID holds (spec §1.4)."""
+    return "tlpub:" + raw.hex()
+
+
+def nodekey(raw: bytes) -> str:
+    return "nodekey:" + raw.hex()
+
+
+def aum_hash_text(digest: bytes) -> str:
+    """Base32, standard alphabet, upper case, no padding (spec §1.2)."""
+    return base64.b32encode(digest).decode().rstrip("=")
+
+
+def _urlsafe_b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode()
+
+
+def node_short(raw32: bytes) -> str:
+    """Node-key debug form `[xxxxx]`; the all-zero key renders as empty (spec §1.3)."""
+    if raw32 == bytes(32):
+        return ""
+    return "[" + base64.b64encode(raw32).decode()[:5] + "]"
+
+
+def _pad32(raw: bytes) -> bytes:
+    return (raw + bytes(32))[:32]
+
+
+# -- NKS ------------------------------------------------------------------------------------
+
+
+def render_nks(sig: NodeKeySignature) -> str:
+    """The recursive human rendering of spec §7.6, trimmed of surrounding whitespace."""
+    lines: list[str] = []
+    _nks_lines(sig, 0, lines)
+    return "\n".join(lines).strip()
+
+
+def _nks_lines(sig: NodeKeySignature, depth: int, out: list[str]) -> None:
+    pad = "  " * depth
+    out.append(f"{pad}SigKind: {sig_kind_name(sig.sig_kind)}")
+    if sig.pubkey:
+        if len(sig.pubkey) == 34 and sig.pubkey[:2] == b"np":
+            out.append(f"{pad}Pubkey: {node_short(sig.pubkey[2:])}")
+        else:
+            out.append(f"{pad}Pubkey: <error: invalid node key binary form>")
+    if sig.key_id:
+        out.append(f"{pad}KeyID: {tlpub(_pad32(sig.key_id))}")
+    if sig.wrapping_pubkey:
+        out.append(f"{pad}WrappingPubkey: {tlpub(_pad32(sig.wrapping_pubkey))}")
+    if sig.nested is not None:
+        out.append(f"{pad}Nested:")
+        _nks_lines(sig.nested, depth + 1, out)
+
+
+def nks_json(sig: NodeKeySignature | None) -> dict[str, Any]:
+    """The NKS object of status JSON v1 (spec §15.4), field order as Go emits it."""
+    if sig is None:
+        return {"SigKind": "invalid", "Signature": ""}
+    doc: dict[str, Any] = {"SigKind": sig_kind_name(sig.sig_kind)}
+    if sig.pubkey:
+        doc["PublicKey"] = tlpub(sig.pubkey)  # raw 34 bytes: starts 6e70 (quirk)
+    if sig.key_id:
+        doc["KeyID"] = tlpub(sig.key_id)
+    doc["Signature"] = _urlsafe_b64(sig.signature or b"")
+    if sig.nested is not None:
+        doc["Nested"] = nks_json(sig.nested)
+    if sig.wrapping_pubkey:
+        doc["WrappingPublicKey"] = tlpub(sig.wrapping_pubkey)
+    return doc
+
+
+# -- Go-compatible JSON -------------------------------------------------------------------------
+
+
+def go_json(doc: Any, indent: str = "  ") -> str:
+    """Like Go's json.Encoder with SetIndent("", indent): HTML-safe escapes, trailing newline."""
+    text = json.dumps(doc, indent=indent, ensure_ascii=False)
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(ch, esc)
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text + "\n"
+
+
+def key_json(key: Key) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    name = key_kind_name(key.kind)
+    if name:
+        doc["Kind"] = name
+    doc["Votes"] = key.votes
+    doc["Public"] = tlpub(key.public or b"")
+    if key.meta:
+        doc["Meta"] = dict(key.meta)
+    return doc
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerView:
+    """A peer as the status output shows it."""
+
+    stable_id: str
+    dns_name: str
+    tailscale_ips: tuple[str, ...]
+    node_key: bytes
+    signature: NodeKeySignature | None = None
+
+
+@dataclass(frozen=True)
+class LockStatus:
+    """What `tka status` reports (spec §15.3)."""
+
+    enabled: bool
+    public_key: bytes | None
+    node_key: bytes | None
+    head: bytes | None = None
+    node_key_signed: bool = False
+    node_key_signature: NodeKeySignature | None = None
+    trusted_keys: tuple[Key, ...] = ()
+    visible_peers: tuple[PeerView, ...] = ()
+    filtered_peers: tuple[PeerView, ...] = ()
+    state_id: int = 0
+
+
+def status_human(st: LockStatus) -> str:
+    out: list[str] = []
+    out.append("Tailnet Lock is ENABLED." if st.enabled else "Tailnet Lock is NOT enabled.")
+    out.append("")
+    if st.enabled and st.node_key is not None and st.public_key:
+        if st.node_key_signed and st.node_key_signature is not None:
+            out.append("This node is accessible under Tailnet Lock. Node signature:")
+            out.append(render_nks(st.node_key_signature))
+        else:
+            out.append(
+                "This node is LOCKED OUT by Tailnet Lock, and action is required to establish "
+                "connectivity."
+            )
+            out.append("Run the following command on a node with a trusted key:")
+            out.append(f"\t{SIGN_COMMAND} {nodekey(st.node_key)} {tlpub(st.public_key)}")
+        out.append("")
+    if st.public_key:
+        out.append(f"This node's tailnet-lock key: {tlpub(st.public_key)}")
+        out.append("")
+    if st.enabled and st.trusted_keys:
+        out.append("Trusted signing keys:")
+        for key in st.trusted_keys:
+            line = f"\t{tlpub(key.public or b'')}\t{key.votes}\t"
+            if st.public_key and key.public == st.public_key:
+                line += "(self)"
+            meta = key.meta or {}
+            if meta.get("purpose") == "pre-auth key":
+                stable = meta.get("authkey_stableid", "")
+                line += f"(pre-auth key {stable})" if stable else "(pre-auth key)"
+            out.append(line)
+    if st.enabled and st.filtered_peers:
+        out.append("")
+        out.append(
+            "The following nodes are locked out by tailnet lock and cannot connect to other nodes:"
+        )
+        for peer in st.filtered_peers:
+            ips = ",".join(peer.tailscale_ips)
+            out.append(f"\t{peer.dns_name}\t{ips}\t{peer.stable_id}\t{nodekey(peer.node_key)}")
+    return "\n".join(out) + "\n"
+
+
+def _peer_json(peer: PeerView, with_sig: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "ID": peer.stable_id,
+        "DNSName": peer.dns_name,
+        "TailscaleIPs": list(peer.tailscale_ips) if peer.tailscale_ips else None,
+        "NodeKey": nodekey(peer.node_key),
+    }
+    if with_sig:
+        doc["NodeKeySignature"] = nks_json(peer.signature)
+    return doc
+
+
+def status_json(st: LockStatus) -> str:
+    doc: dict[str, Any] = {"SchemaVersion": "1", "Enabled": st.enabled}
+    if st.public_key:
+        doc["PublicKey"] = tlpub(st.public_key)
+    if st.node_key is not None:
+        doc["NodeKey"] = nodekey(st.node_key)
+    if st.enabled:
+        if st.head:
+            doc["Head"] = aum_hash_text(st.head)
+        doc["NodeKeySigned"] = st.node_key_signed
+        if st.node_key_signature is not None:
+            doc["NodeKeySignature"] = nks_json(st.node_key_signature)
+        doc["TrustedKeys"] = [key_json(k) for k in st.trusted_keys]
+        doc["VisiblePeers"] = [_peer_json(p, True) for p in st.visible_peers]
+        doc["FilteredPeers"] = [_peer_json(p, False) for p in st.filtered_peers]
+        if st.state_id:
+            doc["State"] = st.state_id
+    return go_json(doc)
+
+
+# -- log --------------------------------------------------------------------------------------------
+
+
+def _go_map(meta: Mapping[str, str]) -> str:
+    """Go's `%+v` of a map[string]string: `map[k1:v1 k2:v2]`, keys sorted."""
+    return "map[" + " ".join(f"{k}:{meta[k]}" for k in sorted(meta)) + "]"
+
+
+def _key_stanza(key: Key, prefix: str, out: list[str]) -> None:
+    out.append(f"{prefix}Type: {key_kind_name(key.kind)}")
+    if key.kind == 1:
+        out.append(f"{prefix}KeyID: {tlpub(key.public or b'')}")
+    else:
+        out.append(f"{prefix}KeyID: <Error: unsupported key kind: {key.kind}>")
+    if key.meta is not None:
+        out.append(f"{prefix}Metadata: {_go_map(key.meta)}")
+
+
+def _b64_or_null(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def _go_key_struct(key: Key) -> dict[str, Any]:
+    return {
+        "Kind": key.kind,
+        "Votes": key.votes,
+        "Public": _b64_or_null(key.public),
+        "Meta": dict(key.meta) if key.meta else None,
+    }
+
+
+def _go_aum_struct(aum: AUM) -> dict[str, Any]:
+    """The Go JSON encoding of the AUM struct (fallback stanza for no-op and unknown kinds)."""
+    state: dict[str, Any] | None = None
+    if aum.state is not None:
+        s = aum.state
+        state = {
+            "LastAUMHash": None if s.last_aum_hash is None else aum_hash_text(s.last_aum_hash),
+            "DisablementSecrets": None
+            if s.disablement_values is None
+            else [base64.b64encode(v).decode() for v in s.disablement_values],
+            "Keys": None if s.keys is None else [_go_key_struct(k) for k in s.keys],
+            "StateID1": s.state_id1,
+            "StateID2": s.state_id2,
+        }
+    return {
+        "MessageKind": aum.message_kind,
+        "PrevAUMHash": _b64_or_null(aum.prev_aum_hash),
+        "Key": None if aum.key is None else _go_key_struct(aum.key),
+        "KeyID": _b64_or_null(aum.key_id) if aum.key_id else None,
+        "State": state,
+        "Votes": aum.votes,
+        "Meta": dict(aum.meta) if aum.meta else None,
+        "Signatures": [
+            {"KeyID": _b64_or_null(sig.key_id), "Signature": _b64_or_null(sig.signature)}
+            for sig in aum.signatures
+        ]
+        if aum.signatures
+        else None,
+    }
+
+
+def log_stanza(digest: bytes, aum: AUM, color: bool = False) -> str:
+    """One `tka log` entry (spec §15.11), ending with the blank line that separates stanzas."""
+    yellow, clear = ("\x1b[33m", "\x1b[0m") if color else ("", "")
+    kind = aum_kind_name(aum.message_kind)
+    out = [f"{yellow}update {aum_hash_text(digest)} ({kind}){clear}"]
+    if kind == "add-key" and aum.key is not None:
+        _key_stanza(aum.key, "", out)
+    elif kind == "remove-key":
+        out.append(f"KeyID: {tlpub(aum.key_id or b'')}")
+    elif kind == "update-key":
+        out.append(f"KeyID: {tlpub(aum.key_id or b'')}")
+        if aum.votes is not None:
+            out.append(f"Votes: {aum.votes}")  # Go prints a pointer here (spec §18 item 2)
+        if aum.meta is not None:
+            out.append(f"Metadata: {_go_map(aum.meta)}")
+    elif kind == "checkpoint" and aum.state is not None:
+        out.append("Disablement values:")
+        for value in aum.state.disablement_values or ():
+            out.append(f" - {value.hex()}")
+        out.append("Keys:")
+        for key in aum.state.keys or ():
+            _key_stanza(key, "  ", out)
+    else:
+        return f"{out[0]}\n" + go_json(_go_aum_struct(aum), indent="\t") + "\n\n"
+    return "\n".join(out) + "\n\n"
+
+
+def log_human(entries: Sequence[tuple[bytes, AUM]], color: bool = False) -> str:
+    return "".join(log_stanza(digest, aum, color) for digest, aum in entries)
+
+
+def _state_json(state: State) -> dict[str, Any]:
+    return {
+        **(
+            {"LastAUMHash": aum_hash_text(state.last_aum_hash)}
+            if state.last_aum_hash
+            else {}
+        ),
+        "DisablementValues": None
+        if state.disablement_values is None
+        else [v.hex() for v in state.disablement_values],
+        "Keys": None if state.keys is None else [key_json(k) for k in state.keys],
+        "StateID1": state.state_id1,
+        "StateID2": state.state_id2,
+    }
+
+
+def aum_json(aum: AUM) -> dict[str, Any]:
+    doc: dict[str, Any] = {"MessageKind": aum_kind_name(aum.message_kind)}
+    if aum.prev_aum_hash:
+        doc["PrevAUMHash"] = aum_hash_text(aum.prev_aum_hash)
+    if aum.key is not None:
+        doc["Key"] = key_json(aum.key)
+    if aum.key_id:
+        doc["KeyID"] = tlpub(aum.key_id)
+    if aum.state is not None:
+        doc["State"] = _state_json(aum.state)
+    if aum.votes:
+        doc["Votes"] = aum.votes
+    if aum.meta is not None:
+        doc["Meta"] = dict(aum.meta)
+    if aum.signatures:
+        doc["Signatures"] = [
+            {"KeyID": tlpub(s.key_id or b""), "Signature": _urlsafe_b64(s.signature or b"")}
+            for s in aum.signatures
+        ]
+    return doc
+
+
+def log_json(entries: Sequence[tuple[bytes, AUM]]) -> str:
+    """`tka log --json` (schema v1, spec §15.12). Raw is re-hashed by the caller's AUM type."""
+    messages = []
+    for digest, aum in entries:
+        raw = aum.to_cbor()
+        if aum.hash() != digest:
+            raise ValueError("log entry hash does not match its AUM")  # storage corruption
+        messages.append(
+            {"Hash": aum_hash_text(digest), "AUM": aum_json(aum), "Raw": _urlsafe_b64(raw)}
+        )
+    return go_json({"SchemaVersion": "1", "Messages": messages})

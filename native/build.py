@@ -1,0 +1,83 @@
+"""cffi (API mode) build of `verifier._native` from native/src/*.c.
+
+The cdef is read from native/include/tka_native.h, so adding a declaration to that header is
+all a new C entry point needs. setup.py names `native/build.py:ffibuilder`; running this file
+directly (`python3 native/build.py`) builds the extension in place into verifier/ for
+development.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from cffi import FFI
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = ROOT / "native" / "include" / "tka_native.h"
+SOURCE_DIR = ROOT / "native" / "src"
+CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"]
+
+_DEFINE_INT = re.compile(r"^#\s*define\s+[A-Za-z_]\w*\s+-?(0x[0-9A-Fa-f]+|\d+)[uUlL]*\b")
+
+
+def header_cdef(text: str) -> str:
+    """The header with what cffi's cdef parser can't read removed.
+
+    Keeps `#define NAME <integer>`; drops every other preprocessor line and everything
+    inside `#ifdef __cplusplus ... #endif` (the extern "C" guards).
+    """
+    out: list[str] = []
+    in_cplusplus = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if in_cplusplus:
+            if stripped.startswith("#") and stripped[1:].strip().startswith("endif"):
+                in_cplusplus = False
+            continue
+        if stripped.startswith("#"):
+            directive = stripped[1:].strip()
+            if directive.startswith("ifdef") and "__cplusplus" in directive:
+                in_cplusplus = True
+            elif _DEFINE_INT.match(stripped):
+                # cffi wants the bare value; drop trailing comments.
+                out.append(re.sub(r"/\*.*?\*/", "", line).rstrip())
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def make_builder(absolute: bool) -> FFI:
+    """setuptools wants paths relative to the project root; cffi's own `compile()` runs the
+    compiler from its temporary directory and so needs absolute ones."""
+    base = ROOT if absolute else Path()
+    builder = FFI()
+    builder.cdef(header_cdef(HEADER.read_text()))
+    builder.set_source(
+        "verifier._native",
+        '#include "tka_native.h"\n',
+        sources=sorted(str(base / p.relative_to(ROOT)) for p in SOURCE_DIR.glob("*.c")),
+        include_dirs=[str(base / "native" / "include"), str(base / "native" / "src")],
+        extra_compile_args=CFLAGS,
+        libraries=["pthread"],
+    )
+    return builder
+
+
+ffibuilder = make_builder(absolute=False)
+
+
+def build_in_place() -> Path:
+    """Compile into build/cffi and copy the extension next to verifier/__init__.py."""
+    tmpdir = ROOT / "build" / "cffi"
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    built = Path(make_builder(absolute=True).compile(tmpdir=str(tmpdir), verbose=False))
+    target = ROOT / "verifier" / built.name
+    shutil.copy2(built, target)
+    return target
+
+
+if __name__ == "__main__":
+    print(build_in_place(), file=sys.stderr)

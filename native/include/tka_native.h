@@ -1,0 +1,55 @@
+/*
+ * tka_native.h — the one public header of the tka-signer C core.
+ *
+ * native/build.py feeds this file to cffi: it drops every preprocessor line except
+ * `#define NAME <integer>` and everything inside `#ifdef __cplusplus` blocks, so keep the
+ * declarations plain C that cffi's cdef parser understands (no macros in declarations).
+ *
+ * Return conventions: verification functions return 1 for a valid signature, 0 for an
+ * invalid one (including wrong lengths and undecodable points); negative values are errors
+ * of the call itself (bad rule, allocation failure).
+ */
+#ifndef TKA_NATIVE_H
+#define TKA_NATIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Ed25519 verification (native/src/ed25519_verify.c, batch.c) ---- */
+
+/* Verification rules (spec §4.3). */
+#define TKA_RULE_ZIP215 0        /* ed25519consensus: cofactored, lenient A and R, S < L */
+#define TKA_RULE_COFACTORLESS 1  /* Go crypto/ed25519: S < L, lenient A, R byte-compared */
+
+#define TKA_ERR_RULE -1          /* unknown rule */
+#define TKA_ERR_NOMEM -2         /* allocation failed */
+#define TKA_ERR_RANDOM -3        /* the OS CSPRNG failed */
+
+int tka_verify(const uint8_t *pk, size_t pk_len, const uint8_t *msg, size_t msg_len,
+               const uint8_t *sig, size_t sig_len, int rule);
+
+/* One batch entry: pk is 32 bytes, sig is 64 bytes, msg is msg_len bytes. */
+typedef struct {
+    const uint8_t *pk;
+    const uint8_t *msg;
+    size_t msg_len;
+    const uint8_t *sig;
+} tka_batch_item;
+
+/* ZIP-215 batch verification. Writes verdicts[i] = 1 (valid) or 0 (invalid) for every item
+ * (exactly what tka_verify(..., TKA_RULE_ZIP215) would say). Returns the number of valid
+ * items, or a negative TKA_ERR_* (then verdicts are unspecified). */
+int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verdicts);
+
+/* SHA-512 (native/src/sha512.c), exposed for tests. */
+void tka_sha512(const uint8_t *data, size_t len, uint8_t out[64]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TKA_NATIVE_H */

@@ -1,0 +1,297 @@
+/*
+ * Batch ZIP-215 verification.
+ *
+ * With random 128-bit z_i, all signatures in a set are valid (except with probability
+ * about 2^-128) iff
+ *     [8]( sum_i z_i R_i + sum_A (sum_{i: A_i = A} z_i k_i) A - (sum_i z_i S_i) B ) == 0.
+ * Signatures sharing a public key share one A term (keys are grouped by their exact bytes),
+ * the R terms go through Pippenger with 128-bit scalars, and the few A terms plus B through
+ * Straus (or Pippenger when there are many distinct keys). Because the check is cofactored,
+ * it agrees with single ZIP-215 verification, so on failure we bisect: if the left half
+ * passes, the right half must fail (same z_i), so only one half is re-checked per level;
+ * small leaves are settled by exact single verification.
+ */
+#define _DEFAULT_SOURCE 1
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "ed25519_internal.h"
+#include "ge.h"
+#include "sc.h"
+#include "tka_native.h"
+
+#define LEAF_SIZE 4          /* ranges this small are settled by single verification */
+#define STRAUS_MAX_KEYS 32   /* more distinct keys than this: A terms go through Pippenger */
+
+int tka_os_random(uint8_t *buf, size_t len) {
+    while (len > 0) {
+        ssize_t got = getrandom(buf, len, 0);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        buf += got;
+        len -= (size_t)got;
+    }
+    return 0;
+}
+
+typedef struct {
+    uint8_t bytes[32];
+    ge_p3 point;
+    ge_niels niels;
+    int ok;
+} batch_key;
+
+typedef struct {
+    const tka_batch_item *items;
+    uint8_t *verdicts;
+    batch_key *keys;
+    size_t nkeys;
+    /* Per prepared signature (only those that passed the cheap checks), index-aligned. */
+    size_t m;
+    size_t *item_index;
+    uint32_t *key_index;
+    ge_niels *r_niels;
+    sc *z;
+    sc *s;
+    sc *k;
+    /* Scratch for one check. */
+    sc_wide *key_acc;
+    uint8_t *key_touched;
+    uint32_t *touched_list;
+    ge_p3 *a_points;
+    ge_niels *a_niels;
+    sc *a_scalars;
+} batch_ctx;
+
+/* Open-addressing map from key bytes to key index; seeded so inputs can't force collisions. */
+typedef struct {
+    uint32_t *slots; /* key index + 1, 0 = empty */
+    size_t mask;
+    uint64_t seed;
+} key_map;
+
+static uint64_t key_hash(const uint8_t b[32], uint64_t seed) {
+    uint64_t h = seed;
+    for (int i = 0; i < 4; i++) {
+        uint64_t w;
+        memcpy(&w, b + 8 * i, 8);
+        h ^= w;
+        h *= 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+/* Returns the key index for pk, decoding it on first sight; UINT32_MAX if it doesn't decode. */
+static uint32_t key_lookup(batch_ctx *ctx, key_map *map, const uint8_t pk[32]) {
+    size_t pos = (size_t)key_hash(pk, map->seed) & map->mask;
+    for (;;) {
+        uint32_t slot = map->slots[pos];
+        if (slot == 0) break;
+        batch_key *k = &ctx->keys[slot - 1];
+        if (memcmp(k->bytes, pk, 32) == 0) return k->ok ? slot - 1 : UINT32_MAX;
+        pos = (pos + 1) & map->mask;
+    }
+    batch_key *k = &ctx->keys[ctx->nkeys];
+    memcpy(k->bytes, pk, 32);
+    k->ok = ge_frombytes_lenient(&k->point, pk);
+    if (k->ok) ge_affine_p3_to_niels(&k->niels, &k->point);
+    map->slots[pos] = (uint32_t)(ctx->nkeys + 1);
+    ctx->nkeys++;
+    return k->ok ? (uint32_t)(ctx->nkeys - 1) : UINT32_MAX;
+}
+
+/* 1 if every prepared signature in [lo, hi) passes the combined check, 0 if not, <0 error. */
+static int check_range(batch_ctx *ctx, size_t lo, size_t hi) {
+    sc_wide b_acc;
+    memset(&b_acc, 0, sizeof b_acc);
+    size_t ntouched = 0;
+    for (size_t i = lo; i < hi; i++) {
+        uint32_t key = ctx->key_index[i];
+        if (!ctx->key_touched[key]) {
+            ctx->key_touched[key] = 1;
+            memset(&ctx->key_acc[key], 0, sizeof(sc_wide));
+            ctx->touched_list[ntouched++] = key;
+        }
+        sc_wide_muladd128(&ctx->key_acc[key], &ctx->z[i], &ctx->k[i]);
+        sc_wide_muladd128(&b_acc, &ctx->z[i], &ctx->s[i]);
+    }
+    sc b_scalar;
+    sc_reduce_wide(&b_scalar, &b_acc);
+    sc_negate(&b_scalar, &b_scalar);
+    for (size_t j = 0; j < ntouched; j++) {
+        uint32_t key = ctx->touched_list[j];
+        ctx->key_touched[key] = 0;
+        sc_reduce_wide(&ctx->a_scalars[j], &ctx->key_acc[key]);
+        ctx->a_points[j] = ctx->keys[key].point;
+        ctx->a_niels[j] = ctx->keys[key].niels;
+    }
+    ge_p3 sum, part;
+    int rc = ge_pippenger_vartime(&sum, ctx->r_niels + lo, ctx->z + lo, hi - lo, 128);
+    if (rc != 0) return rc;
+    if (ntouched <= STRAUS_MAX_KEYS) {
+        rc = ge_straus_vartime(&part, ctx->a_points, ctx->a_scalars, ntouched, &b_scalar);
+        if (rc != 0) return rc;
+        ge_p3_add(&sum, &sum, &part);
+    } else {
+        rc = ge_pippenger_vartime(&part, ctx->a_niels, ctx->a_scalars, ntouched, 253);
+        if (rc != 0) return rc;
+        ge_p3_add(&sum, &sum, &part);
+        rc = ge_straus_vartime(&part, NULL, NULL, 0, &b_scalar);
+        if (rc != 0) return rc;
+        ge_p3_add(&sum, &sum, &part);
+    }
+    for (int i = 0; i < 3; i++) ge_dbl_p3(&sum, &sum);
+    return ge_p3_is_identity(&sum);
+}
+
+static void mark_valid(batch_ctx *ctx, size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; i++) ctx->verdicts[ctx->item_index[i]] = 1;
+}
+
+/* [lo, hi) is known to contain at least one invalid signature. */
+static int resolve(batch_ctx *ctx, size_t lo, size_t hi) {
+    if (hi - lo <= LEAF_SIZE) {
+        for (size_t i = lo; i < hi; i++) {
+            const tka_batch_item *it = &ctx->items[ctx->item_index[i]];
+            int ok = ed25519_verify_zip215_decoded(&ctx->keys[ctx->key_index[i]].point, it->pk,
+                                                   it->msg, it->msg_len, it->sig);
+            if (ok < 0) return ok;
+            ctx->verdicts[ctx->item_index[i]] = (uint8_t)ok;
+        }
+        return 0;
+    }
+    size_t mid = lo + (hi - lo) / 2;
+    int left = check_range(ctx, lo, mid);
+    if (left < 0) return left;
+    if (left) {
+        mark_valid(ctx, lo, mid);
+        return resolve(ctx, mid, hi); /* the failure must be on the right */
+    }
+    int rc = resolve(ctx, lo, mid);
+    if (rc < 0) return rc;
+    int right = check_range(ctx, mid, hi);
+    if (right < 0) return right;
+    if (right) {
+        mark_valid(ctx, mid, hi);
+        return 0;
+    }
+    return resolve(ctx, mid, hi);
+}
+
+static void batch_free(batch_ctx *ctx, key_map *map) {
+    free(ctx->keys);
+    free(ctx->item_index);
+    free(ctx->key_index);
+    free(ctx->r_niels);
+    free(ctx->z);
+    free(ctx->s);
+    free(ctx->k);
+    free(ctx->key_acc);
+    free(ctx->key_touched);
+    free(ctx->touched_list);
+    free(ctx->a_points);
+    free(ctx->a_niels);
+    free(ctx->a_scalars);
+    free(map->slots);
+}
+
+int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verdicts) {
+    if (n == 0) return 0;
+    if (items == NULL || verdicts == NULL) return TKA_ERR_NOMEM;
+    if (n > (size_t)UINT32_MAX / 4) return TKA_ERR_NOMEM;
+    memset(verdicts, 0, n);
+    batch_ctx ctx;
+    key_map map;
+    memset(&ctx, 0, sizeof ctx);
+    memset(&map, 0, sizeof map);
+    ctx.items = items;
+    ctx.verdicts = verdicts;
+    size_t cap = 16;
+    while (cap < 2 * n) cap <<= 1;
+    map.mask = cap - 1;
+    map.slots = calloc(cap, sizeof(uint32_t));
+    ctx.keys = malloc(n * sizeof(batch_key));
+    ctx.item_index = malloc(n * sizeof(size_t));
+    ctx.key_index = malloc(n * sizeof(uint32_t));
+    ctx.r_niels = malloc(n * sizeof(ge_niels));
+    ctx.z = malloc(n * sizeof(sc));
+    ctx.s = malloc(n * sizeof(sc));
+    ctx.k = malloc(n * sizeof(sc));
+    int rc = TKA_ERR_NOMEM;
+    if (map.slots == NULL || ctx.keys == NULL || ctx.item_index == NULL || ctx.key_index == NULL ||
+        ctx.r_niels == NULL || ctx.z == NULL || ctx.s == NULL || ctx.k == NULL)
+        goto done;
+    if (tka_os_random((uint8_t *)&map.seed, sizeof map.seed) != 0) {
+        rc = TKA_ERR_RANDOM;
+        goto done;
+    }
+
+    /* Cheap per-signature checks and precomputation; failures are final verdicts of 0. */
+    for (size_t i = 0; i < n; i++) {
+        const tka_batch_item *it = &items[i];
+        if (it->pk == NULL || it->sig == NULL || (it->msg == NULL && it->msg_len != 0)) continue;
+        if (!sc_is_canonical(it->sig + 32)) continue;
+        uint32_t key = key_lookup(&ctx, &map, it->pk);
+        if (key == UINT32_MAX) continue;
+        ge_p3 r;
+        if (!ge_frombytes_lenient(&r, it->sig)) continue;
+        size_t j = ctx.m++;
+        ctx.item_index[j] = i;
+        ctx.key_index[j] = key;
+        ge_affine_p3_to_niels(&ctx.r_niels[j], &r);
+        sc_from_bytes(&ctx.s[j], it->sig + 32);
+        ed25519_challenge(&ctx.k[j], it->sig, it->pk, it->msg, it->msg_len);
+    }
+    rc = 0;
+    if (ctx.m == 0) goto done;
+
+    /* 128-bit coefficients from the OS CSPRNG; a zero one would drop its signature. */
+    uint8_t *rnd = malloc(ctx.m * 16);
+    if (rnd == NULL) {
+        rc = TKA_ERR_NOMEM;
+        goto done;
+    }
+    if (tka_os_random(rnd, ctx.m * 16) != 0) {
+        free(rnd);
+        rc = TKA_ERR_RANDOM;
+        goto done;
+    }
+    for (size_t j = 0; j < ctx.m; j++) {
+        memcpy(&ctx.z[j].v[0], rnd + 16 * j, 8);
+        memcpy(&ctx.z[j].v[1], rnd + 16 * j + 8, 8);
+        ctx.z[j].v[2] = ctx.z[j].v[3] = 0;
+        if (ctx.z[j].v[0] == 0 && ctx.z[j].v[1] == 0) ctx.z[j].v[0] = 1;
+    }
+    free(rnd);
+
+    ctx.key_acc = malloc(ctx.nkeys * sizeof(sc_wide));
+    ctx.key_touched = calloc(ctx.nkeys, 1);
+    ctx.touched_list = malloc(ctx.nkeys * sizeof(uint32_t));
+    ctx.a_points = malloc(ctx.nkeys * sizeof(ge_p3));
+    ctx.a_niels = malloc(ctx.nkeys * sizeof(ge_niels));
+    ctx.a_scalars = malloc(ctx.nkeys * sizeof(sc));
+    if (ctx.key_acc == NULL || ctx.key_touched == NULL || ctx.touched_list == NULL ||
+        ctx.a_points == NULL || ctx.a_niels == NULL || ctx.a_scalars == NULL) {
+        rc = TKA_ERR_NOMEM;
+        goto done;
+    }
+    rc = check_range(&ctx, 0, ctx.m);
+    if (rc == 1) {
+        mark_valid(&ctx, 0, ctx.m);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = resolve(&ctx, 0, ctx.m);
+    }
+
+done:
+    batch_free(&ctx, &map);
+    if (rc < 0) return rc;
+    int valid = 0;
+    for (size_t i = 0; i < n; i++) valid += verdicts[i];
+    return valid;
+}

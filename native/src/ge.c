@@ -1,0 +1,248 @@
+/* Point decoding/encoding, the base-point table, and the two variable-time multi-scalar
+ * multiplications (Straus for a few full-size scalars, Pippenger for many). */
+#define _DEFAULT_SOURCE 1
+#include "ge.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tka_native.h"
+
+int ge_frombytes_lenient(ge_p3 *p, const uint8_t s[32]) {
+    fe y, y2, u, v, v3, v7, x, t, vxx;
+    fe_frombytes(&y, s);
+    fe_sq(&y2, &y);
+    fe_sub(&u, &y2, &FE_ONE);   /* u = y^2 - 1 */
+    fe_mul(&v, &y2, &FE_D);
+    fe_add(&v, &v, &FE_ONE);    /* v = d y^2 + 1 */
+    fe_sq(&v3, &v);
+    fe_mul(&v3, &v3, &v);       /* v^3 */
+    fe_sq(&v7, &v3);
+    fe_mul(&v7, &v7, &v);       /* v^7 */
+    fe_mul(&t, &u, &v7);
+    fe_pow22523(&t, &t);        /* (u v^7)^((p-5)/8) */
+    fe_mul(&x, &u, &v3);
+    fe_mul(&x, &x, &t);         /* candidate sqrt(u/v) */
+    fe_sq(&vxx, &x);
+    fe_mul(&vxx, &vxx, &v);
+    if (!fe_equal(&vxx, &u)) {
+        fe neg_u;
+        fe_neg(&neg_u, &u);
+        if (!fe_equal(&vxx, &neg_u)) return 0; /* u/v is not a square: not a point */
+        fe_mul(&x, &x, &FE_SQRTM1);
+    }
+    /* Pick the root whose parity matches the sign bit; for x = 0 both are 0 ("-0"). */
+    if (fe_is_negative(&x) != (s[31] >> 7)) fe_neg(&x, &x);
+    p->X = x;
+    p->Y = y;
+    fe_carry(&p->Y);
+    p->Z = FE_ONE;
+    fe_mul(&p->T, &x, &y);
+    return 1;
+}
+
+void ge_tobytes(uint8_t s[32], const ge_p3 *p) {
+    fe zinv, x, y;
+    fe_invert(&zinv, &p->Z);
+    fe_mul(&x, &p->X, &zinv);
+    fe_mul(&y, &p->Y, &zinv);
+    fe_tobytes(s, &y);
+    s[31] ^= (uint8_t)(fe_is_negative(&x) << 7);
+}
+
+/* ---- base point tables ---- */
+
+static ge_p3 base_point;
+static ge_niels base_odd[64]; /* (2i+1) B */
+static pthread_once_t base_once = PTHREAD_ONCE_INIT;
+
+static void base_init(void) {
+    static const uint8_t b_bytes[32] = {
+        0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+        0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+    };
+    (void)ge_frombytes_lenient(&base_point, b_bytes);
+    ge_p3 b2, cur = base_point;
+    ge_dbl_p3(&b2, &base_point);
+    for (int i = 0; i < 64; i++) {
+        /* Normalize to Z = 1 so the table entry is affine. */
+        fe zinv;
+        ge_p3 aff;
+        fe_invert(&zinv, &cur.Z);
+        fe_mul(&aff.X, &cur.X, &zinv);
+        fe_mul(&aff.Y, &cur.Y, &zinv);
+        aff.Z = FE_ONE;
+        fe_mul(&aff.T, &aff.X, &aff.Y);
+        ge_affine_p3_to_niels(&base_odd[i], &aff);
+        ge_p3_add(&cur, &cur, &b2);
+    }
+}
+
+const ge_niels *ge_base_odd_multiples(void) {
+    pthread_once(&base_once, base_init);
+    return base_odd;
+}
+
+const ge_p3 *ge_base_point(void) {
+    pthread_once(&base_once, base_init);
+    return &base_point;
+}
+
+/* ---- Straus ---- */
+
+#define STRAUS_W 5        /* odd multiples P..15P per variable point */
+#define STRAUS_TABLE 8
+#define BASE_W 8          /* odd multiples B..127B, precomputed */
+#define STRAUS_STACK_TERMS 4
+
+int ge_straus_vartime(ge_p3 *out, const ge_p3 *points, const sc *scalars, size_t m,
+                      const sc *b_scalar) {
+    ge_cached stack_tables[STRAUS_STACK_TERMS][STRAUS_TABLE];
+    int8_t stack_nafs[STRAUS_STACK_TERMS][256];
+    ge_cached (*tables)[STRAUS_TABLE] = stack_tables;
+    int8_t (*nafs)[256] = stack_nafs;
+    void *heap = NULL;
+    if (m > STRAUS_STACK_TERMS) {
+        heap = malloc(m * (sizeof(ge_cached) * STRAUS_TABLE + 256));
+        if (heap == NULL) return TKA_ERR_NOMEM;
+        tables = (ge_cached(*)[STRAUS_TABLE])heap;
+        nafs = (int8_t(*)[256])((uint8_t *)heap + m * sizeof(ge_cached) * STRAUS_TABLE);
+    }
+    const ge_niels *btab = ge_base_odd_multiples();
+    int8_t bnaf[256];
+    int top = -1;
+    if (b_scalar != NULL) top = sc_naf(bnaf, b_scalar, BASE_W);
+    for (size_t j = 0; j < m; j++) {
+        int t = sc_naf(nafs[j], &scalars[j], STRAUS_W);
+        if (t > top) top = t;
+        ge_p3 p2, cur = points[j];
+        ge_dbl_p3(&p2, &points[j]);
+        ge_p3_to_cached(&tables[j][0], &cur);
+        for (int i = 1; i < STRAUS_TABLE; i++) {
+            ge_p3_add(&cur, &cur, &p2);
+            ge_p3_to_cached(&tables[j][i], &cur);
+        }
+    }
+    ge_p3_identity(out);
+    if (top >= 0) {
+        ge_p2 acc;
+        ge_p1p1 t;
+        ge_p3 u;
+        ge_p2_identity(&acc);
+        for (int i = top; i >= 0; i--) {
+            ge_dbl(&t, &acc);
+            for (size_t j = 0; j < m; j++) {
+                int d = nafs[j][i];
+                if (d == 0) continue;
+                ge_p1p1_to_p3(&u, &t);
+                if (d > 0) ge_add_cached(&t, &u, &tables[j][d / 2], 0);
+                else ge_add_cached(&t, &u, &tables[j][(-d) / 2], 1);
+            }
+            if (b_scalar != NULL && bnaf[i] != 0) {
+                int d = bnaf[i];
+                ge_p1p1_to_p3(&u, &t);
+                if (d > 0) ge_add_niels(&t, &u, &btab[d / 2], 0);
+                else ge_add_niels(&t, &u, &btab[(-d) / 2], 1);
+            }
+            if (i > 0) ge_p1p1_to_p2(&acc, &t);
+        }
+        ge_p1p1_to_p3(out, &t);
+    }
+    free(heap);
+    return 0;
+}
+
+/* ---- Pippenger ---- */
+
+/* Rough cost in field multiplications of a window width c, to pick the best one. */
+static double pippenger_cost(size_t n, int nbits, int c) {
+    int windows = (nbits + 1 + c - 1) / c;
+    double buckets = (double)((size_t)1 << (c - 1));
+    return windows * (7.0 * (double)n + 2.0 * 13.0 * buckets + 7.0 * c);
+}
+
+static int pippenger_window(size_t n, int nbits) {
+    int best = 2;
+    for (int c = 3; c <= 16; c++)
+        if (pippenger_cost(n, nbits, c) < pippenger_cost(n, nbits, best)) best = c;
+    return best;
+}
+
+int ge_pippenger_vartime(ge_p3 *out, const ge_niels *points, const sc *scalars, size_t n,
+                         int nbits) {
+    ge_p3_identity(out);
+    if (n == 0) return 0;
+    const int c = pippenger_window(n, nbits);
+    const int windows = (nbits + 1 + c - 1) / c;
+    const size_t nbuckets = (size_t)1 << (c - 1);
+    const uint64_t mask = ((uint64_t)1 << c) - 1;
+    int16_t *digits = malloc(sizeof(int16_t) * n * (size_t)windows);
+    ge_p3 *buckets = malloc(sizeof(ge_p3) * nbuckets);
+    uint8_t *used = malloc(nbuckets);
+    if (digits == NULL || buckets == NULL || used == NULL) {
+        free(digits);
+        free(buckets);
+        free(used);
+        return TKA_ERR_NOMEM;
+    }
+    /* Signed digits in [-(2^(c-1) - 1), 2^(c-1)]: with windows*c >= nbits+1 the top digit
+     * never needs a carry out. Stored window-major for a sequential inner loop. */
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t *x = scalars[i].v;
+        uint64_t carry = 0;
+        for (int w = 0; w < windows; w++) {
+            int pos = w * c, idx = pos / 64, bit = pos % 64;
+            uint64_t buf = idx < 4 ? x[idx] >> bit : 0;
+            if (bit > 64 - c && idx + 1 < 4) buf |= x[idx + 1] << (64 - bit);
+            uint64_t d = (buf & mask) + carry;
+            if (d > nbuckets) {
+                digits[(size_t)w * n + i] = (int16_t)((int64_t)d - (int64_t)(mask + 1));
+                carry = 1;
+            } else {
+                digits[(size_t)w * n + i] = (int16_t)d;
+                carry = 0;
+            }
+        }
+    }
+    int first = 1;
+    for (int w = windows - 1; w >= 0; w--) {
+        if (!first)
+            for (int k = 0; k < c; k++) ge_dbl_p3(out, out);
+        memset(used, 0, nbuckets);
+        const int16_t *dw = digits + (size_t)w * n;
+        ge_p1p1 t;
+        for (size_t i = 0; i < n; i++) {
+            int d = dw[i];
+            if (d == 0) continue;
+            size_t b = (size_t)(d > 0 ? d : -d) - 1;
+            if (!used[b]) {
+                ge_p3_identity(&buckets[b]);
+                used[b] = 1;
+            }
+            ge_add_niels(&t, &buckets[b], &points[i], d < 0);
+            ge_p1p1_to_p3(&buckets[b], &t);
+        }
+        /* sum_b (b+1) * bucket[b] by running sums from the top bucket down. */
+        ge_p3 running, sum;
+        int have_running = 0, have_sum = 0;
+        for (size_t b = nbuckets; b-- > 0;) {
+            if (used[b]) {
+                if (have_running) ge_p3_add(&running, &running, &buckets[b]);
+                else running = buckets[b];
+                have_running = 1;
+            }
+            if (have_running) {
+                if (have_sum) ge_p3_add(&sum, &sum, &running);
+                else sum = running;
+                have_sum = 1;
+            }
+        }
+        if (have_sum) ge_p3_add(out, out, &sum);
+        first = 0;
+    }
+    free(digits);
+    free(buckets);
+    free(used);
+    return 0;
+}

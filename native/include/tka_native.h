@@ -45,6 +45,12 @@ typedef struct {
  * items, or a negative TKA_ERR_* (then verdicts are unspecified). */
 int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verdicts);
 
+/* The same batch over packed inputs (what the Python wrapper uses, to avoid building one
+ * struct per signature): pks is n*32 bytes, sigs n*64 bytes, message i is
+ * msgs[msg_offsets[i] .. msg_offsets[i+1]) (msg_offsets has n+1 entries). */
+int tka_verify_batch_zip215_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_t *msgs,
+                                   const size_t *msg_offsets, size_t n, uint8_t *verdicts);
+
 /* SHA-512 (native/src/sha512.c), exposed for tests. */
 void tka_sha512(const uint8_t *data, size_t len, uint8_t out[64]);
 

@@ -295,3 +295,29 @@ done:
     for (size_t i = 0; i < n; i++) valid += verdicts[i];
     return valid;
 }
+
+int tka_verify_batch_zip215_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_t *msgs,
+                                   const size_t *msg_offsets, size_t n, uint8_t *verdicts) {
+    if (n == 0) return 0;
+    if (pks == NULL || sigs == NULL || msg_offsets == NULL || verdicts == NULL)
+        return TKA_ERR_NOMEM;
+    tka_batch_item *items = malloc(n * sizeof(tka_batch_item));
+    if (items == NULL) return TKA_ERR_NOMEM;
+    static const uint8_t empty[1] = {0};
+    for (size_t i = 0; i < n; i++) {
+        size_t start = msg_offsets[i], end = msg_offsets[i + 1];
+        items[i].pk = pks + 32 * i;
+        items[i].sig = sigs + 64 * i;
+        /* Offsets that run backwards make an item invalid rather than reading out of range. */
+        if (end < start) {
+            items[i].msg = NULL;
+            items[i].msg_len = 1;
+        } else {
+            items[i].msg = (msgs != NULL && end > start) ? msgs + start : empty;
+            items[i].msg_len = end - start;
+        }
+    }
+    int rc = tka_verify_batch_zip215(items, n, verdicts);
+    free(items);
+    return rc;
+}

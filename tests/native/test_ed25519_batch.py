@@ -1,0 +1,92 @@
+"""Batch ZIP-215 behaviour: verdicts per signature equal single verification wherever the bad
+ones sit, many distinct keys (the Pippenger path for A terms), malformed entries, rules."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+from nacl.signing import SigningKey
+
+from verifier import ed25519
+
+
+def signed(keys: list[SigningKey], n: int, rng: random.Random) -> list[tuple[bytes, bytes, bytes]]:
+    out = []
+    for i in range(n):
+        sk = keys[i % len(keys)]
+        m = rng.randbytes(32)
+        out.append((bytes(sk.verify_key), m, sk.sign(m).signature))
+    return out
+
+
+def corrupt(case: tuple[bytes, bytes, bytes]) -> tuple[bytes, bytes, bytes]:
+    pk, m, sig = case
+    return pk, m, sig[:40] + bytes([sig[40] ^ 0x10]) + sig[41:]
+
+
+@pytest.fixture(scope="module")
+def rng() -> random.Random:
+    return random.Random(os.urandom(8))
+
+
+@pytest.mark.parametrize("n_keys", [1, 3, 40])
+def test_one_bad_anywhere_is_found(n_keys: int, rng: random.Random) -> None:
+    keys = [SigningKey.generate() for _ in range(n_keys)]
+    good = signed(keys, 300, rng)
+    assert ed25519.verify_batch(good) == [True] * 300
+    for pos in [0, 1, 150, 298, 299, rng.randrange(300)]:
+        items = list(good)
+        items[pos] = corrupt(items[pos])
+        expected = [i != pos for i in range(300)]
+        assert ed25519.verify_batch(items) == expected
+
+
+def test_many_bad_get_individual_verdicts(rng: random.Random) -> None:
+    keys = [SigningKey.generate() for _ in range(5)]
+    items = signed(keys, 1000, rng)
+    bad = set(rng.sample(range(1000), 37))
+    items = [corrupt(c) if i in bad else c for i, c in enumerate(items)]
+    assert ed25519.verify_batch(items) == [i not in bad for i in range(1000)]
+
+
+def test_all_bad(rng: random.Random) -> None:
+    items = [corrupt(c) for c in signed([SigningKey.generate()], 50, rng)]
+    assert ed25519.verify_batch(items) == [False] * 50
+
+
+def test_signature_under_another_key_is_rejected(rng: random.Random) -> None:
+    a, b = SigningKey.generate(), SigningKey.generate()
+    items = signed([a], 20, rng)
+    pk_b = bytes(b.verify_key)
+    items[7] = (pk_b, items[7][1], items[7][2])
+    assert ed25519.verify_batch(items) == [i != 7 for i in range(20)]
+
+
+def test_malformed_entries_are_invalid_not_errors(rng: random.Random) -> None:
+    items = signed([SigningKey.generate()], 10, rng)
+    items[2] = (items[2][0][:31], items[2][1], items[2][2])
+    items[5] = (items[5][0], items[5][1], items[5][2] + b"\0")
+    items[8] = (b"\xff" * 32, items[8][1], items[8][2])  # may or may not decode; still wrong
+    assert ed25519.verify_batch(items) == [i not in (2, 5, 8) for i in range(10)]
+    assert ed25519.verify_batch([]) == []
+    assert ed25519.verify_batch([(b"", b"", b"")]) == [False]
+
+
+def test_cofactorless_batch_is_per_signature(rng: random.Random) -> None:
+    items = signed([SigningKey.generate()], 10, rng)
+    items[4] = corrupt(items[4])
+    assert ed25519.verify_batch(items, rule="cofactorless") == [i != 4 for i in range(10)]
+
+
+def test_unknown_rule_is_a_usage_error() -> None:
+    with pytest.raises(ValueError, match="zip215"):
+        ed25519.verify(b"\0" * 32, b"", b"\0" * 64, rule="rfc8032")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        ed25519.verify_batch([], rule="strict")  # type: ignore[arg-type]
+
+
+def test_accepts_bytes_like_inputs(rng: random.Random) -> None:
+    pk, m, sig = signed([SigningKey.generate()], 1, rng)[0]
+    assert ed25519.verify(bytearray(pk), memoryview(m), bytearray(sig))

@@ -1,0 +1,154 @@
+/* C tests of the Ed25519 core (run under ASan/UBSan by `make test-c`): RFC 8032 vectors,
+ * rules on edge inputs, batch verdicts with bad entries at every position class. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ed25519_internal.h"
+#include "ge.h"
+#include "sc.h"
+#include "tka_native.h"
+
+static int failures = 0;
+#define CHECK(cond)                                                      \
+    do {                                                                 \
+        if (!(cond)) {                                                   \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                  \
+        }                                                                \
+    } while (0)
+
+static void unhex(uint8_t *out, const char *hex) {
+    size_t n = strlen(hex) / 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        sscanf(hex + 2 * i, "%2x", &v);
+        out[i] = (uint8_t)v;
+    }
+}
+
+/* RFC 8032 §7.1, TEST 1 (empty message) and TEST 2 (one byte 0x72). */
+static void test_rfc8032(void) {
+    uint8_t pk[32], sig[64], msg[1] = {0x72};
+    unhex(pk, "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+    unhex(sig, "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b");
+    CHECK(tka_verify(pk, 32, NULL, 0, sig, 64, TKA_RULE_ZIP215) == 1);
+    CHECK(tka_verify(pk, 32, NULL, 0, sig, 64, TKA_RULE_COFACTORLESS) == 1);
+    CHECK(tka_verify(pk, 32, msg, 1, sig, 64, TKA_RULE_ZIP215) == 0);
+    unhex(pk, "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
+    unhex(sig, "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00");
+    CHECK(tka_verify(pk, 32, msg, 1, sig, 64, TKA_RULE_ZIP215) == 1);
+    CHECK(tka_verify(pk, 32, msg, 1, sig, 64, TKA_RULE_COFACTORLESS) == 1);
+    /* Wrong lengths, NULLs and an unknown rule. */
+    CHECK(tka_verify(pk, 31, msg, 1, sig, 64, TKA_RULE_ZIP215) == 0);
+    CHECK(tka_verify(pk, 32, msg, 1, sig, 63, TKA_RULE_ZIP215) == 0);
+    CHECK(tka_verify(NULL, 32, msg, 1, sig, 64, TKA_RULE_ZIP215) == 0);
+    CHECK(tka_verify(pk, 32, NULL, 1, sig, 64, TKA_RULE_ZIP215) == 0);
+    CHECK(tka_verify(pk, 32, msg, 1, sig, 64, 7) == TKA_ERR_RULE);
+    /* S + L: same value mod L, rejected by both rules. */
+    uint8_t big[64];
+    memcpy(big, sig, 64);
+    static const uint8_t l_bytes[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7,
+                                        0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                        0, 0, 0, 0, 0x10};
+    unsigned carry = 0;
+    for (int i = 0; i < 32; i++) {
+        unsigned v = big[32 + i] + l_bytes[i] + carry;
+        big[32 + i] = (uint8_t)v;
+        carry = v >> 8;
+    }
+    CHECK(tka_verify(pk, 32, msg, 1, big, 64, TKA_RULE_ZIP215) == 0);
+    CHECK(tka_verify(pk, 32, msg, 1, big, 64, TKA_RULE_COFACTORLESS) == 0);
+}
+
+/* The identity as A and R ("-0" and canonical), S = 0: ZIP-215 accepts; Go's rule accepts
+ * the canonical R (encode(identity) matches) but not the "-0" one. */
+static void test_identity_edge(void) {
+    uint8_t pk[32] = {1}, sig[64] = {1};
+    uint8_t msg[5] = {'Z', 'c', 'a', 's', 'h'};
+    CHECK(tka_verify(pk, 32, msg, 5, sig, 64, TKA_RULE_ZIP215) == 1);
+    CHECK(tka_verify(pk, 32, msg, 5, sig, 64, TKA_RULE_COFACTORLESS) == 1);
+    sig[31] = 0x80; /* R = "-0" */
+    CHECK(tka_verify(pk, 32, msg, 5, sig, 64, TKA_RULE_ZIP215) == 1);
+    CHECK(tka_verify(pk, 32, msg, 5, sig, 64, TKA_RULE_COFACTORLESS) == 0);
+    /* y = 2 is not on the curve (u/v not a square): undecodable R. */
+    uint8_t bad_r[64] = {2};
+    CHECK(tka_verify(pk, 32, msg, 5, bad_r, 64, TKA_RULE_ZIP215) == 0);
+}
+
+/* Sign with a 128-bit secret scalar using the core's own arithmetic (tests the batch
+ * against single verification, which the RFC vectors above anchor). */
+static void sign128(uint8_t pk[32], uint8_t sig[64], const uint8_t *msg, size_t len, uint64_t a0,
+                    uint64_t a1, uint64_t r0) {
+    sc a = {{a0, a1, 0, 0}}, r = {{r0, 3, 0, 0}}, k;
+    ge_p3 A, R;
+    ge_straus_vartime(&A, NULL, NULL, 0, &a);
+    ge_straus_vartime(&R, NULL, NULL, 0, &r);
+    ge_tobytes(pk, &A);
+    ge_tobytes(sig, &R);
+    ed25519_challenge(&k, sig, pk, msg, len);
+    sc_wide acc = {{r.v[0], r.v[1], 0, 0, 0, 0, 0, 0}};
+    sc_wide_muladd128(&acc, &a, &k);
+    sc s;
+    sc_reduce_wide(&s, &acc);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 8; j++) sig[32 + 8 * i + j] = (uint8_t)(s.v[i] >> (8 * j));
+}
+
+static void test_batch(size_t n, size_t nkeys) {
+    uint8_t *pks = malloc(32 * n), *sigs = malloc(64 * n), *msgs = malloc(32 * n);
+    uint8_t *verdicts = malloc(n);
+    tka_batch_item *items = malloc(sizeof(tka_batch_item) * n);
+    for (size_t i = 0; i < n; i++) {
+        for (int j = 0; j < 32; j++) msgs[32 * i + j] = (uint8_t)(i * 31 + (size_t)j * 7);
+        sign128(pks + 32 * i, sigs + 64 * i, msgs + 32 * i, 32, 1000 + i % nkeys, 77, 5 + i);
+        items[i] = (tka_batch_item){pks + 32 * i, msgs + 32 * i, 32, sigs + 64 * i};
+        CHECK(tka_verify(pks + 32 * i, 32, msgs + 32 * i, 32, sigs + 64 * i, 64,
+                         TKA_RULE_ZIP215) == 1);
+    }
+    CHECK(tka_verify_batch_zip215(items, n, verdicts) == (int)n);
+    for (size_t i = 0; i < n; i++) CHECK(verdicts[i] == 1);
+    /* Break the first, the last and every 17th; the verdicts must say exactly which. */
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || i == n - 1 || i % 17 == 5) msgs[32 * i] ^= 1;
+    int good = tka_verify_batch_zip215(items, n, verdicts);
+    int expected_good = 0;
+    for (size_t i = 0; i < n; i++) {
+        int bad = (i == 0 || i == n - 1 || i % 17 == 5);
+        expected_good += !bad;
+        CHECK(verdicts[i] == !bad);
+    }
+    CHECK(good == expected_good);
+    free(pks);
+    free(sigs);
+    free(msgs);
+    free(verdicts);
+    free(items);
+}
+
+static void test_batch_malformed(void) {
+    uint8_t v[3] = {9, 9, 9};
+    CHECK(tka_verify_batch_zip215(NULL, 0, v) == 0);
+    tka_batch_item items[3];
+    uint8_t zeros[64] = {0}, sbig[64];
+    memset(sbig, 0xff, 64);
+    items[0] = (tka_batch_item){NULL, NULL, 0, zeros};
+    items[1] = (tka_batch_item){zeros, NULL, 5, zeros}; /* NULL message with a length */
+    items[2] = (tka_batch_item){zeros, NULL, 0, sbig};  /* S >= L */
+    CHECK(tka_verify_batch_zip215(items, 3, v) == 0);
+    CHECK(v[0] == 0 && v[1] == 0 && v[2] == 0);
+    size_t offsets[2] = {5, 2}; /* backwards: invalid, no out-of-range read */
+    CHECK(tka_verify_batch_zip215_packed(zeros, zeros, zeros, offsets, 1, v) == 0);
+}
+
+int main(void) {
+    test_rfc8032();
+    test_identity_edge();
+    test_batch(1, 1);
+    test_batch(40, 1);
+    test_batch(300, 3);
+    test_batch(200, 50); /* > 32 distinct keys: A terms through Pippenger */
+    test_batch_malformed();
+    if (failures == 0) printf("ed25519: all ok\n");
+    return failures == 0 ? 0 : 1;
+}

@@ -231,21 +231,40 @@ int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verd
         goto done;
     }
 
-    /* Cheap per-signature checks and precomputation; failures are final verdicts of 0. */
+    /* Cheap per-signature checks first (lengths, S < L, A decodes); failures are final
+     * verdicts of 0. Survivors are provisionally listed in ctx.item_index. */
+    size_t candidates = 0;
     for (size_t i = 0; i < n; i++) {
         const tka_batch_item *it = &items[i];
         if (it->pk == NULL || it->sig == NULL || (it->msg == NULL && it->msg_len != 0)) continue;
         if (!sc_is_canonical(it->sig + 32)) continue;
         uint32_t key = key_lookup(&ctx, &map, it->pk);
         if (key == UINT32_MAX) continue;
-        ge_p3 r;
-        if (!ge_frombytes_lenient(&r, it->sig)) continue;
-        size_t j = ctx.m++;
-        ctx.item_index[j] = i;
-        ctx.key_index[j] = key;
-        ge_affine_p3_to_niels(&ctx.r_niels[j], &r);
-        sc_from_bytes(&ctx.s[j], it->sig + 32);
-        ed25519_challenge(&ctx.k[j], it->sig, it->pk, it->msg, it->msg_len);
+        ctx.item_index[candidates] = i;
+        ctx.key_index[candidates] = key;
+        candidates++;
+    }
+    /* Decode R, FE_LANES at a time (the square roots dominate the cost of a batch), and keep
+     * the signatures whose R decodes, compacting the arrays in place. */
+    for (size_t c = 0; c < candidates; c += FE_LANES) {
+        const uint8_t *encs[FE_LANES];
+        ge_p3 r[FE_LANES];
+        int ok[FE_LANES];
+        size_t lanes = candidates - c < FE_LANES ? candidates - c : FE_LANES;
+        for (size_t j = 0; j < FE_LANES; j++)
+            encs[j] = items[ctx.item_index[c + (j < lanes ? j : 0)]].sig;
+        ge_frombytes_lenient_lanes(r, ok, encs);
+        for (size_t j = 0; j < lanes; j++) {
+            if (!ok[j]) continue;
+            size_t i = ctx.item_index[c + j];
+            const tka_batch_item *it = &items[i];
+            size_t dst = ctx.m++;
+            ctx.item_index[dst] = i;
+            ctx.key_index[dst] = ctx.key_index[c + j];
+            ge_affine_p3_to_niels(&ctx.r_niels[dst], &r[j]);
+            sc_from_bytes(&ctx.s[dst], it->sig + 32);
+            ed25519_challenge(&ctx.k[dst], it->sig, it->pk, it->msg, it->msg_len);
+        }
     }
     rc = 0;
     if (ctx.m == 0) goto done;

@@ -9,37 +9,58 @@
 
 #include "tka_native.h"
 
-int ge_frombytes_lenient(ge_p3 *p, const uint8_t s[32]) {
-    fe y, y2, u, v, v3, v7, x, t, vxx;
-    fe_frombytes(&y, s);
-    fe_sq(&y2, &y);
-    fe_sub(&u, &y2, &FE_ONE);   /* u = y^2 - 1 */
-    fe_mul(&v, &y2, &FE_D);
-    fe_add(&v, &v, &FE_ONE);    /* v = d y^2 + 1 */
-    fe_sq(&v3, &v);
-    fe_mul(&v3, &v3, &v);       /* v^3 */
-    fe_sq(&v7, &v3);
-    fe_mul(&v7, &v7, &v);       /* v^7 */
-    fe_mul(&t, &u, &v7);
-    fe_pow22523(&t, &t);        /* (u v^7)^((p-5)/8) */
-    fe_mul(&x, &u, &v3);
-    fe_mul(&x, &x, &t);         /* candidate sqrt(u/v) */
+/* Everything before the exponentiation: y, u = y^2 - 1, v = d y^2 + 1, v^3, and u v^7. */
+static void decode_prepare(fe *y, fe *u, fe *v, fe *v3, fe *uv7, const uint8_t s[32]) {
+    fe y2, v7;
+    fe_frombytes(y, s);
+    fe_sq(&y2, y);
+    fe_sub(u, &y2, &FE_ONE);
+    fe_mul(v, &y2, &FE_D);
+    fe_add(v, v, &FE_ONE);
+    fe_sq(v3, v);
+    fe_mul(v3, v3, v);
+    fe_sq(&v7, v3);
+    fe_mul(&v7, &v7, v);
+    fe_mul(uv7, u, &v7);
+}
+
+/* Given t = (u v^7)^((p-5)/8), finish: x = u v^3 t is sqrt(u/v) up to a factor sqrt(-1). */
+static int decode_finish(ge_p3 *p, const fe *y, const fe *u, const fe *v, const fe *v3,
+                         const fe *t, const uint8_t s[32]) {
+    fe x, vxx;
+    fe_mul(&x, u, v3);
+    fe_mul(&x, &x, t);
     fe_sq(&vxx, &x);
-    fe_mul(&vxx, &vxx, &v);
-    if (!fe_equal(&vxx, &u)) {
+    fe_mul(&vxx, &vxx, v);
+    if (!fe_equal(&vxx, u)) {
         fe neg_u;
-        fe_neg(&neg_u, &u);
+        fe_neg(&neg_u, u);
         if (!fe_equal(&vxx, &neg_u)) return 0; /* u/v is not a square: not a point */
         fe_mul(&x, &x, &FE_SQRTM1);
     }
     /* Pick the root whose parity matches the sign bit; for x = 0 both are 0 ("-0"). */
     if (fe_is_negative(&x) != (s[31] >> 7)) fe_neg(&x, &x);
     p->X = x;
-    p->Y = y;
+    p->Y = *y;
     fe_carry(&p->Y);
     p->Z = FE_ONE;
-    fe_mul(&p->T, &x, &y);
+    fe_mul(&p->T, &x, y);
     return 1;
+}
+
+int ge_frombytes_lenient(ge_p3 *p, const uint8_t s[32]) {
+    fe y, u, v, v3, uv7, t;
+    decode_prepare(&y, &u, &v, &v3, &uv7, s);
+    fe_pow22523(&t, &uv7);
+    return decode_finish(p, &y, &u, &v, &v3, &t, s);
+}
+
+void ge_frombytes_lenient_lanes(ge_p3 *p, int *ok, const uint8_t *const *s) {
+    fe y[FE_LANES], u[FE_LANES], v[FE_LANES], v3[FE_LANES], uv7[FE_LANES], t[FE_LANES];
+    for (int j = 0; j < FE_LANES; j++) decode_prepare(&y[j], &u[j], &v[j], &v3[j], &uv7[j], s[j]);
+    fe_pow22523_lanes(t, uv7);
+    for (int j = 0; j < FE_LANES; j++)
+        ok[j] = decode_finish(&p[j], &y[j], &u[j], &v[j], &v3[j], &t[j], s[j]);
 }
 
 void ge_tobytes(uint8_t s[32], const ge_p3 *p) {

@@ -1,0 +1,186 @@
+"""Ed25519 verification throughput: PyNaCl, cryptography and our native core, one run, same
+inputs (32-byte messages, like tailnet-lock sighashes), one thread.
+
+    nice -n 10 python bench/bench_verify.py [--quick] [--write-docs]
+
+Rows (signatures/second, with the ratio to PyNaCl from the same run):
+  pynacl                 VerifyKey.verify, key object cached (libsodium, stricter rules)
+  cryptography           Ed25519PublicKey.verify, key object cached (OpenSSL, cofactorless)
+  ours single zip215     verifier.ed25519.verify(..., "zip215")
+  ours single cofactorless
+  ours batch n=N, K keys verifier.ed25519.verify_batch on N signatures from K distinct keys
+                         (the Python API: packing the inputs is included in the time)
+  one bad in 10k         the batch time with one corrupted signature / the all-good time
+
+Each figure is the median of 3 timed repetitions. `--write-docs` replaces the
+"Ed25519 verification" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
+from nacl.signing import SigningKey, VerifyKey  # noqa: E402
+
+from verifier import ed25519  # noqa: E402
+
+SECTION = "## Ed25519 verification"
+Item = tuple[bytes, bytes, bytes]
+
+
+def make_items(n_keys: int, n: int, seed: int) -> list[Item]:
+    keys = [SigningKey(seed.to_bytes(4, "little") + bytes([i % 256, i // 256]) + bytes(26))
+            for i in range(n_keys)]
+    pks = [bytes(k.verify_key) for k in keys]
+    out = []
+    for i in range(n):
+        m = os.urandom(32)
+        out.append((pks[i % n_keys], m, keys[i % n_keys].sign(m).signature))
+    return out
+
+
+def rate(fn: Callable[[], object], count: int, reps: int = 3) -> float:
+    """Median signatures/second over `reps` timed runs of fn (which verifies `count`)."""
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return count / statistics.median(times)
+
+
+def timed(fn: Callable[[], object], reps: int = 3) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor()
+    fields = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return (
+        f"{fields.get('Model name', '?')}, {fields.get('CPU(s)', '?')} CPUs, "
+        f"{fields.get('Hypervisor vendor', 'bare metal')} guest, Python {platform.python_version()}"
+    )
+
+
+def run(quick: bool) -> tuple[list[tuple[str, float]], float]:
+    n_single = 3000 if quick else 10000
+    sizes = [64, 1000, 16000] if quick else [64, 1000, 16000, 100000]
+    key_counts = [1, 3, 100]
+    biggest = max(sizes)
+    sets = {k: make_items(k, biggest, seed=k) for k in key_counts}
+    singles = sets[3][:n_single]
+
+    vks = {pk: VerifyKey(pk) for pk, _, _ in singles}
+    cks = {pk: Ed25519PublicKey.from_public_bytes(pk) for pk, _, _ in singles}
+
+    def nacl() -> None:
+        for pk, m, s in singles:
+            vks[pk].verify(m, s)
+
+    def openssl() -> None:
+        for pk, m, s in singles:
+            cks[pk].verify(s, m)
+
+    def ours(rule: ed25519.Rule) -> Callable[[], None]:
+        def go() -> None:
+            for pk, m, s in singles:
+                if not ed25519.verify(pk, m, s, rule):
+                    raise AssertionError("valid signature rejected")
+        return go
+
+    rows: list[tuple[str, float]] = []
+    base = rate(nacl, n_single)
+    rows.append(("pynacl", base))
+    rows.append(("cryptography", rate(openssl, n_single)))
+    rows.append(("ours single zip215", rate(ours("zip215"), n_single)))
+    rows.append(("ours single cofactorless", rate(ours("cofactorless"), n_single)))
+    for k in key_counts:
+        for n in sizes:
+            items = sets[k][:n]
+            reps = 3 if n >= 16000 else max(3, 20000 // n)
+
+            def batch(items: list[Item] = items) -> None:
+                if not all(ed25519.verify_batch(items)):
+                    raise AssertionError("valid batch rejected")
+
+            rows.append((f"ours batch n={n}, {k} key{'s' if k > 1 else ''}", rate(batch, n, reps)))
+    items = sets[3][:10000]
+    clean = timed(lambda: ed25519.verify_batch(items))
+    bad = list(items)
+    pk, m, s = bad[6543]
+    bad[6543] = (pk, m, s[:40] + bytes([s[40] ^ 1]) + s[41:])
+    verdicts = ed25519.verify_batch(bad)
+    assert verdicts.count(False) == 1 and not verdicts[6543]
+    dirty = timed(lambda: ed25519.verify_batch(bad))
+    return rows, dirty / clean
+
+
+def render(rows: list[tuple[str, float]], bad_ratio: float) -> str:
+    base = rows[0][1]
+    lines = ["| verifier | sig/s | ratio to PyNaCl |", "|---|---:|---:|"]
+    lines += [f"| {name} | {r:,.0f} | {r / base:.2f} |" for name, r in rows]
+    lines.append(
+        f"\nOne bad signature in 10,000 (3 keys): {bad_ratio:.2f} times the all-good batch time."
+    )
+    return "\n".join(lines)
+
+
+def write_docs(table: str, quick: bool) -> None:
+    path = REPO / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = (
+        f"{SECTION}\n\n"
+        f"`nice -n 10 python bench/bench_verify.py{' --quick' if quick else ''} --write-docs` — "
+        "one thread, 32-byte messages, median of 3 repetitions, all rows from the same run. "
+        f"Machine: {machine()}. The machine is shared (2 cores, other jobs running), so the "
+        "absolute figures are noisy; the ratios come from the same run.\n\n"
+        f"{table}\n"
+    )
+    start = text.find(SECTION)
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + ("" if nxt == -1 else "\n" + text[nxt + 1 :])
+    path.write_text(text)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (no n=100k)")
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    rows, bad_ratio = run(args.quick)
+    table = render(rows, bad_ratio)
+    print(table)
+    if args.write_docs:
+        write_docs(table, args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,8 @@ errors; an unknown rule is a programming error (``ValueError``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import Literal
 
 from verifier._native import ffi, lib
@@ -52,29 +53,36 @@ def verify_batch(
     on failure); the cofactorless rule has no exact batch form and is checked one by one.
     """
     code = _rule_code(rule)
-    triples = [(bytes(pk), bytes(msg), bytes(sig)) for pk, msg, sig in items]
+    triples = list(items)
     if code == lib.TKA_RULE_COFACTORLESS:
         return [verify(pk, msg, sig, "cofactorless") for pk, msg, sig in triples]
-    verdicts = [False] * len(triples)
+    if not triples:
+        return []
+    pks, msgs, sigs = zip(*triples, strict=True)
+    if all(len(pk) == 32 for pk in pks) and all(len(sig) == 64 for sig in sigs):
+        return _batch_zip215(pks, msgs, sigs)
     # Malformed lengths are invalid without reaching the batch, which takes fixed strides.
-    batchable = [i for i, (pk, _, sig) in enumerate(triples) if len(pk) == 32 and len(sig) == 64]
-    n = len(batchable)
-    if n == 0:
-        return verdicts
-    pks = b"".join(triples[i][0] for i in batchable)
-    sigs = b"".join(triples[i][2] for i in batchable)
-    msgs = b"".join(triples[i][1] for i in batchable)
-    offsets = [0] * (n + 1)
-    total = 0
-    for j, i in enumerate(batchable):
-        total += len(triples[i][1])
-        offsets[j + 1] = total
+    verdicts = [False] * len(triples)
+    batchable = [i for i in range(len(triples)) if len(pks[i]) == 32 and len(sigs[i]) == 64]
+    if batchable:
+        results = _batch_zip215(
+            [pks[i] for i in batchable], [msgs[i] for i in batchable], [sigs[i] for i in batchable]
+        )
+        for i, ok in zip(batchable, results, strict=True):
+            verdicts[i] = ok
+    return verdicts
+
+
+def _batch_zip215(
+    pks: Sequence[bytes], msgs: Sequence[bytes], sigs: Sequence[bytes]
+) -> list[bool]:
+    """One native call over packed buffers (no per-signature objects on the way in)."""
+    n = len(pks)
+    offsets = ffi.new("size_t[]", list(accumulate(map(len, msgs), initial=0)))
     out = ffi.new("uint8_t[]", n)
     result: int = lib.tka_verify_batch_zip215_packed(
-        pks, sigs, msgs, ffi.new("size_t[]", offsets), n, out
+        b"".join(pks), b"".join(sigs), b"".join(msgs), offsets, n, out
     )
     if result < 0:
         raise MemoryError(f"native Ed25519 batch verification failed with code {result}")
-    for j, i in enumerate(batchable):
-        verdicts[i] = out[j] == 1
-    return verdicts
+    return list(map(bool, bytes(ffi.buffer(out))))

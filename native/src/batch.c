@@ -244,16 +244,16 @@ int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verd
         ctx.key_index[candidates] = key;
         candidates++;
     }
-    /* Decode R, FE_LANES at a time (the square roots dominate the cost of a batch), and keep
+    /* Decode R eight at a time (the square roots dominate the cost of a batch), and keep
      * the signatures whose R decodes, compacting the arrays in place. */
-    for (size_t c = 0; c < candidates; c += FE_LANES) {
-        const uint8_t *encs[FE_LANES];
-        ge_p3 r[FE_LANES];
-        int ok[FE_LANES];
-        size_t lanes = candidates - c < FE_LANES ? candidates - c : FE_LANES;
-        for (size_t j = 0; j < FE_LANES; j++)
+    for (size_t c = 0; c < candidates; c += 8) {
+        const uint8_t *encs[8];
+        ge_p3 r[8];
+        int ok[8];
+        size_t lanes = candidates - c < 8 ? candidates - c : 8;
+        for (size_t j = 0; j < 8; j++)
             encs[j] = items[ctx.item_index[c + (j < lanes ? j : 0)]].sig;
-        ge_frombytes_lenient_lanes(r, ok, encs);
+        ge_frombytes_lenient_x8(r, ok, encs);
         for (size_t j = 0; j < lanes; j++) {
             if (!ok[j]) continue;
             size_t i = ctx.item_index[c + j];

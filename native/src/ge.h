@@ -155,8 +155,9 @@ static inline int ge_p3_is_identity(const ge_p3 *p) {
  * Returns 1 on success with Z = 1, T = x*y. */
 int ge_frombytes_lenient(ge_p3 *p, const uint8_t s[32]);
 
-/* The same for FE_LANES (4) encodings at once, interleaved for speed; ok[j] is 1 or 0. */
-void ge_frombytes_lenient_lanes(ge_p3 *p, int *ok, const uint8_t *const *s);
+/* The same for 8 encodings at once (the square roots run interleaved, or in AVX-512 IFMA
+ * lanes where available); ok[j] is 1 or 0. */
+void ge_frombytes_lenient_x8(ge_p3 *p, int *ok, const uint8_t *const *s);
 
 /* Canonical encoding. */
 void ge_tobytes(uint8_t s[32], const ge_p3 *p);

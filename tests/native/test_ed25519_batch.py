@@ -90,3 +90,30 @@ def test_unknown_rule_is_a_usage_error() -> None:
 def test_accepts_bytes_like_inputs(rng: random.Random) -> None:
     pk, m, sig = signed([SigningKey.generate()], 1, rng)[0]
     assert ed25519.verify(bytearray(pk), memoryview(m), bytearray(sig))
+
+
+def test_portable_path_gives_the_same_verdicts(tmp_path: object) -> None:
+    """TKA_NATIVE_NO_IFMA=1 forces the portable square-root path (the AVX-512 IFMA one is
+    used where the CPU has it); both must give the verdicts of single verification."""
+    import subprocess
+    import sys
+
+    script = (
+        "import random\n"
+        "from nacl.signing import SigningKey\n"
+        "from verifier import ed25519\n"
+        "rng = random.Random(7)\n"
+        "keys = [SigningKey(bytes([i]) * 32) for i in range(3)]\n"
+        "items = []\n"
+        "for i in range(203):\n"
+        "    m = rng.randbytes(32)\n"
+        "    s = keys[i % 3].sign(m).signature\n"
+        "    if i % 29 == 3:\n"
+        "        s = s[:10] + bytes([s[10] ^ 1]) + s[11:]\n"
+        "    items.append((bytes(keys[i % 3].verify_key), m, s))\n"
+        "got = ed25519.verify_batch(items)\n"
+        "assert got == [ed25519.verify(*c) for c in items], got\n"
+        "assert got.count(False) == 7, got.count(False)\n"
+    )
+    env = {**os.environ, "TKA_NATIVE_NO_IFMA": "1"}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True)

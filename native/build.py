@@ -8,6 +8,7 @@ development.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -75,7 +76,11 @@ def build_in_place() -> Path:
     tmpdir.mkdir(parents=True, exist_ok=True)
     built = Path(make_builder(absolute=True).compile(tmpdir=str(tmpdir), verbose=False))
     target = ROOT / "verifier" / built.name
-    shutil.copy2(built, target)
+    # Copy then rename: overwriting the file in place would crash (SIGBUS) any running
+    # process that has the old extension mapped.
+    staging = target.with_name(target.name + ".tmp")
+    shutil.copy2(built, staging)
+    os.replace(staging, target)
     return target
 
 

@@ -58,8 +58,11 @@ def verify_batch(
         return [verify(pk, msg, sig, "cofactorless") for pk, msg, sig in triples]
     if not triples:
         return []
-    pks, msgs, sigs = zip(*triples, strict=True)
-    if all(len(pk) == 32 for pk in pks) and all(len(sig) == 64 for sig in sigs):
+    # Comprehensions, not zip(*triples): unpacking 10^5 arguments costs more than the rest.
+    pks = [pk for pk, _, _ in triples]
+    msgs = [msg for _, msg, _ in triples]
+    sigs = [sig for _, _, sig in triples]
+    if set(map(len, pks)) == {32} and set(map(len, sigs)) == {64}:
         return _batch_zip215(pks, msgs, sigs)
     # Malformed lengths are invalid without reaching the batch, which takes fixed strides.
     verdicts = [False] * len(triples)

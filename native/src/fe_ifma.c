@@ -143,6 +143,111 @@ IFMA_TARGET static void pow22523_x8_ifma(fe out[8], const fe in[8]) {
     }
 }
 
+/* ---- Pippenger bucket additions, eight buckets at a time ---- */
+
+IFMA_TARGET static inline void fe8_carry(fe8 *h) {
+    const __m512i mask = _mm512_set1_epi64((long long)FE_MASK51);
+    IFMA_UNROLL
+    for (int k = 0; k < 4; k++) {
+        h->v[k + 1] = _mm512_add_epi64(h->v[k + 1], _mm512_srli_epi64(h->v[k], 51));
+        h->v[k] = _mm512_and_si512(h->v[k], mask);
+    }
+    __m512i top = _mm512_srli_epi64(h->v[4], 51);
+    h->v[4] = _mm512_and_si512(h->v[4], mask);
+    h->v[0] = _mm512_add_epi64(h->v[0], times19(top));
+}
+
+/* h = f + g, carried so the result is a valid IFMA input (limbs < 2^52). */
+IFMA_TARGET static inline void fe8_add(fe8 *h, const fe8 *f, const fe8 *g) {
+    IFMA_UNROLL
+    for (int k = 0; k < 5; k++) h->v[k] = _mm512_add_epi64(f->v[k], g->v[k]);
+    fe8_carry(h);
+}
+
+/* h = f + 4p - g, carried (f, g limbs < 2^52). */
+IFMA_TARGET static inline void fe8_sub(fe8 *h, const fe8 *f, const fe8 *g) {
+    const __m512i p4_0 = _mm512_set1_epi64(0x1fffffffffffb4LL);
+    const __m512i p4_k = _mm512_set1_epi64(0x1ffffffffffffcLL);
+    IFMA_UNROLL
+    for (int k = 0; k < 5; k++)
+        h->v[k] = _mm512_sub_epi64(_mm512_add_epi64(f->v[k], k == 0 ? p4_0 : p4_k), g->v[k]);
+    fe8_carry(h);
+}
+
+IFMA_TARGET static inline void fe8_gather(fe8 *h, const uint64_t *base, __m512i index) {
+    IFMA_UNROLL
+    for (int k = 0; k < 5; k++)
+        h->v[k] = _mm512_i64gather_epi64(_mm512_add_epi64(index, _mm512_set1_epi64(k)),
+                                         (const void *)base, 8);
+}
+
+IFMA_TARGET static inline void fe8_scatter(uint64_t *base, __m512i index, const fe8 *h) {
+    IFMA_UNROLL
+    for (int k = 0; k < 5; k++)
+        _mm512_i64scatter_epi64((void *)base, _mm512_add_epi64(index, _mm512_set1_epi64(k)),
+                                h->v[k], 8);
+}
+
+IFMA_TARGET static void bucket_madd8_ifma(ge_p3 *buckets, const uint32_t bucket_index[8],
+                                          const ge_niels *points, const uint32_t point_index[8],
+                                          uint8_t negate_mask) {
+    /* ge_p3 is 20 limbs (X, Y, Z, T), ge_niels 15 (y+x, y-x, 2dxy). */
+    const uint64_t *bbase = (const uint64_t *)(const void *)buckets;
+    const uint64_t *pbase = (const uint64_t *)(const void *)points;
+    long long bi[8], pi[8];
+    for (int j = 0; j < 8; j++) {
+        bi[j] = (long long)bucket_index[j] * 20;
+        pi[j] = (long long)point_index[j] * 15;
+    }
+    const __m512i bidx = _mm512_loadu_si512((const void *)bi);
+    const __m512i pidx = _mm512_loadu_si512((const void *)pi);
+    fe8 X, Y, Z, T, qp, qm, qxy;
+    fe8_gather(&X, bbase, bidx);
+    fe8_gather(&Y, bbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(5)));
+    fe8_gather(&Z, bbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(10)));
+    fe8_gather(&T, bbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(15)));
+    fe8_gather(&qp, pbase, pidx);
+    fe8_gather(&qm, pbase, _mm512_add_epi64(pidx, _mm512_set1_epi64(5)));
+    fe8_gather(&qxy, pbase, _mm512_add_epi64(pidx, _mm512_set1_epi64(10)));
+    /* Subtracting q = adding -q: swap y+x and y-x, negate 2dxy, lane by lane. */
+    if (negate_mask != 0) {
+        fe8 zero, neg_xy;
+        for (int k = 0; k < 5; k++) zero.v[k] = _mm512_setzero_si512();
+        fe8_sub(&neg_xy, &zero, &qxy);
+        for (int k = 0; k < 5; k++) {
+            __m512i p = qp.v[k], m = qm.v[k];
+            qp.v[k] = _mm512_mask_blend_epi64(negate_mask, p, m);
+            qm.v[k] = _mm512_mask_blend_epi64(negate_mask, m, p);
+            qxy.v[k] = _mm512_mask_blend_epi64(negate_mask, qxy.v[k], neg_xy.v[k]);
+        }
+    }
+    fe8 ypx, ymx, a, b, c, d, E, F, G, H;
+    fe8_add(&ypx, &Y, &X);
+    fe8_sub(&ymx, &Y, &X);
+    fe8_mul(&a, &ymx, &qm);
+    fe8_mul(&b, &ypx, &qp);
+    fe8_mul(&c, &T, &qxy);
+    fe8_add(&d, &Z, &Z);
+    fe8_sub(&E, &b, &a);
+    fe8_add(&H, &b, &a);
+    fe8_sub(&F, &d, &c);
+    fe8_add(&G, &d, &c);
+    fe8_mul(&X, &E, &F);
+    fe8_mul(&Y, &G, &H);
+    fe8_mul(&Z, &F, &G);
+    fe8_mul(&T, &E, &H);
+    uint64_t *wbase = (uint64_t *)(void *)buckets;
+    fe8_scatter(wbase, bidx, &X);
+    fe8_scatter(wbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(5)), &Y);
+    fe8_scatter(wbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(10)), &Z);
+    fe8_scatter(wbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(15)), &T);
+}
+
+void ge_bucket_madd8(ge_p3 *buckets, const uint32_t bucket_index[8], const ge_niels *points,
+                     const uint32_t point_index[8], uint8_t negate_mask) {
+    bucket_madd8_ifma(buckets, bucket_index, points, point_index, negate_mask);
+}
+
 int fe_ifma_available(void) {
     /* TKA_NATIVE_NO_IFMA=1 forces the portable path (to test it on IFMA machines). A race
      * between threads on first use only computes the same value twice. */
@@ -172,6 +277,15 @@ void fe_pow22523_x8(fe out[8], const fe in[8]) {
 }
 
 #else /* not x86-64 GCC/Clang: portable code only */
+
+void ge_bucket_madd8(ge_p3 *buckets, const uint32_t bucket_index[8], const ge_niels *points,
+                     const uint32_t point_index[8], uint8_t negate_mask) {
+    for (int j = 0; j < 8; j++) {
+        ge_p1p1 t;
+        ge_add_niels(&t, &buckets[bucket_index[j]], &points[point_index[j]], (negate_mask >> j) & 1);
+        ge_p1p1_to_p3(&buckets[bucket_index[j]], &t);
+    }
+}
 
 int fe_ifma_available(void) { return 0; }
 

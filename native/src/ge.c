@@ -193,10 +193,21 @@ static int pippenger_window(size_t n, int nbits) {
     return best;
 }
 
+/* Run the (fewer than eight) queued bucket additions one by one. */
+static void pippenger_flush(ge_p3 *buckets, const ge_niels *points, const uint32_t *qb,
+                            const uint32_t *qp, uint8_t qneg, int queued) {
+    for (int q = 0; q < queued; q++) {
+        ge_p1p1 t;
+        ge_add_niels(&t, &buckets[qb[q]], &points[qp[q]], (qneg >> q) & 1);
+        ge_p1p1_to_p3(&buckets[qb[q]], &t);
+    }
+}
+
 int ge_pippenger_vartime(ge_p3 *out, const ge_niels *points, const sc *scalars, size_t n,
                          int nbits) {
     ge_p3_identity(out);
     if (n == 0) return 0;
+    const int ifma = fe_ifma_available() && n <= UINT32_MAX;
     const int c = pippenger_window(n, nbits);
     const int windows = (nbits + 1 + c - 1) / c;
     const size_t nbuckets = (size_t)1 << (c - 1);
@@ -236,6 +247,11 @@ int ge_pippenger_vartime(ge_p3 *out, const ge_niels *points, const sc *scalars, 
         memset(used, 0, nbuckets);
         const int16_t *dw = digits + (size_t)w * n;
         ge_p1p1 t;
+        /* With IFMA, additions are queued and run eight at a time, as long as the eight
+         * target distinct buckets (a repeat flushes the queue first). */
+        uint32_t qb[8], qp[8];
+        uint8_t qneg = 0;
+        int queued = 0;
         for (size_t i = 0; i < n; i++) {
             int d = dw[i];
             if (d == 0) continue;
@@ -244,9 +260,28 @@ int ge_pippenger_vartime(ge_p3 *out, const ge_niels *points, const sc *scalars, 
                 ge_p3_identity(&buckets[b]);
                 used[b] = 1;
             }
-            ge_add_niels(&t, &buckets[b], &points[i], d < 0);
-            ge_p1p1_to_p3(&buckets[b], &t);
+            if (!ifma) {
+                ge_add_niels(&t, &buckets[b], &points[i], d < 0);
+                ge_p1p1_to_p3(&buckets[b], &t);
+                continue;
+            }
+            for (int q = 0; q < queued; q++)
+                if (qb[q] == b) {
+                    pippenger_flush(buckets, points, qb, qp, qneg, queued);
+                    queued = 0;
+                    qneg = 0;
+                    break;
+                }
+            qb[queued] = (uint32_t)b;
+            qp[queued] = (uint32_t)i;
+            if (d < 0) qneg |= (uint8_t)(1u << queued);
+            if (++queued == 8) {
+                ge_bucket_madd8(buckets, qb, points, qp, qneg);
+                queued = 0;
+                qneg = 0;
+            }
         }
+        pippenger_flush(buckets, points, qb, qp, qneg, queued);
         /* sum_b (b+1) * bucket[b] by running sums from the top bucket down. */
         ge_p3 running, sum;
         int have_running = 0, have_sum = 0;

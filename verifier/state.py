@@ -1,0 +1,107 @@
+"""The authority's state (spec §3.4, §6.5, §6.6): trusted keys, disablement values, state IDs.
+
+Only checkpoint AUMs serialize a State. The order of `keys` and `disablement_values` is part of
+the bytes of every later checkpoint, so every transition preserves it (see `verifier.machine`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from verifier import cbor
+from verifier.key import Key
+
+_STATE_FIELDS = {
+    1: "LastAUMHash",
+    2: "DisablementValues",
+    3: "Keys",
+    4: "StateID1",
+    5: "StateID2",
+}
+
+
+@dataclass(frozen=True)
+class State:
+    """`None` fields are null on the wire (absent); empty tuples are present-but-empty."""
+
+    last_aum_hash: bytes | None = None
+    disablement_values: tuple[bytes, ...] | None = None
+    keys: tuple[Key, ...] | None = None
+    state_id1: int = 0
+    state_id2: int = 0
+
+    def __post_init__(self) -> None:
+        if self.disablement_values is not None:
+            object.__setattr__(self, "disablement_values", tuple(self.disablement_values))
+        if self.keys is not None:
+            object.__setattr__(self, "keys", tuple(self.keys))
+
+    @property
+    def trusted_keys(self) -> tuple[Key, ...]:
+        return self.keys or ()
+
+    def get_key(self, key_id: bytes) -> Key | None:
+        """Linear scan by exact KeyID bytes, as the reference's GetKey (§6.2)."""
+        for key in self.trusted_keys:
+            if key.public is not None and key.public == key_id:
+                return key
+        return None
+
+    def state_id(self) -> str:
+        """The deny-list form `StateID1:StateID2` (§6.6)."""
+        return f"{self.state_id1}:{self.state_id2}"
+
+    def replace(self, **changes: object) -> State:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def to_cbor(self) -> bytes:
+        entries = [
+            (1, cbor.enc_opt_bytes(self.last_aum_hash)),
+            (
+                2,
+                cbor.NULL
+                if self.disablement_values is None
+                else cbor.enc_array(cbor.enc_bytes(v) for v in self.disablement_values),
+            ),
+            (
+                3,
+                cbor.NULL
+                if self.keys is None
+                else cbor.enc_array(k.to_cbor() for k in self.keys),
+            ),
+        ]
+        if self.state_id1:
+            entries.append((4, cbor.enc_uint(self.state_id1)))
+        if self.state_id2:
+            entries.append((5, cbor.enc_uint(self.state_id2)))
+        return cbor.enc_struct(entries)
+
+    @classmethod
+    def from_cbor(cls, data: bytes) -> State:
+        return cls.from_model(cbor.decode(data), "State")
+
+    @classmethod
+    def from_model(cls, value: cbor.CValue, what: str) -> State:
+        fields = cbor.struct_fields(value, _STATE_FIELDS, what)
+        if fields is None:
+            return cls()
+        dis = cbor.field_array(fields.get(2), f"{what}.DisablementValues")
+        keys = cbor.field_array(fields.get(3), f"{what}.Keys")
+        disablement: tuple[bytes, ...] | None = None
+        if dis is not None:
+            disablement = tuple(
+                cbor.field_bytes(v, f"{what}.DisablementValues[{i}]") or b""
+                for i, v in enumerate(dis)
+            )
+        return cls(
+            last_aum_hash=cbor.field_fixed(fields.get(1), 32, f"{what}.LastAUMHash"),
+            disablement_values=disablement,
+            keys=(
+                None
+                if keys is None
+                else tuple(Key.from_model(k, f"{what}.Keys[{i}]") for i, k in enumerate(keys))
+            ),
+            state_id1=cbor.field_uint(fields.get(4), 64, f"{what}.StateID1"),
+            state_id2=cbor.field_uint(fields.get(5), 64, f"{what}.StateID2"),
+        )

@@ -25,7 +25,7 @@ from nacl.signing import SigningKey
 
 from verifier import ed25519
 
-CASES = int(os.environ.get("TKA_ED25519_DIFF_CASES", "6000"))
+CASES = int(os.environ.get("TKA_ED25519_DIFF_CASES", "20000"))
 SEED = int(os.environ.get("TKA_ED25519_DIFF_SEED", str(random.SystemRandom().randrange(2**32))))
 
 Case = tuple[bytes, bytes, bytes]

@@ -30,8 +30,6 @@ static const fe FE_D2 = {{0x69b9426b2f159ULL, 0x35050762add7aULL, 0x3cf44c003805
 static const fe FE_SQRTM1 = {{0x61b274a0ea0b0ULL, 0xd5a5fc8f189dULL, 0x7ef5e9cbd0c60ULL,
                               0x78595a6804c9eULL, 0x2b8324804fc1dULL}};
 
-static inline void fe_copy(fe *h, const fe *f) { *h = *f; }
-
 static inline void fe_carry(fe *h) {
     uint64_t c;
     c = h->v[0] >> 51; h->v[0] &= FE_MASK51; h->v[1] += c;

@@ -77,7 +77,6 @@ void ge_tobytes(uint8_t s[32], const ge_p3 *p) {
 
 /* ---- base point tables ---- */
 
-static ge_p3 base_point;
 static ge_niels base_odd[64]; /* (2i+1) B */
 static pthread_once_t base_once = PTHREAD_ONCE_INIT;
 
@@ -86,6 +85,7 @@ static void base_init(void) {
         0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
         0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
     };
+    ge_p3 base_point;
     (void)ge_frombytes_lenient(&base_point, b_bytes);
     ge_p3 b2, cur = base_point;
     ge_dbl_p3(&b2, &base_point);
@@ -106,11 +106,6 @@ static void base_init(void) {
 const ge_niels *ge_base_odd_multiples(void) {
     pthread_once(&base_once, base_init);
     return base_odd;
-}
-
-const ge_p3 *ge_base_point(void) {
-    pthread_once(&base_once, base_init);
-    return &base_point;
 }
 
 /* ---- Straus ---- */

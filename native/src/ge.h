@@ -162,9 +162,8 @@ void ge_frombytes_lenient_x8(ge_p3 *p, int *ok, const uint8_t *const *s);
 /* Canonical encoding. */
 void ge_tobytes(uint8_t s[32], const ge_p3 *p);
 
-/* The base point B and its odd multiples B, 3B, ..., 127B (affine, for width-8 NAF). */
+/* The odd multiples B, 3B, ..., 127B of the base point (affine, for width-8 NAF). */
 const ge_niels *ge_base_odd_multiples(void);
-const ge_p3 *ge_base_point(void);
 
 /* Variable-time Straus / wNAF: out = sum_j scalars[j] * points[j] + b_scalar * B.
  * b_scalar may be NULL. Returns 0 on success, TKA_ERR_NOMEM if scratch can't be allocated. */

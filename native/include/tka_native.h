@@ -42,7 +42,9 @@ typedef struct {
 
 /* ZIP-215 batch verification. Writes verdicts[i] = 1 (valid) or 0 (invalid) for every item
  * (exactly what tka_verify(..., TKA_RULE_ZIP215) would say). Returns the number of valid
- * items, or a negative TKA_ERR_* (then verdicts are unspecified). */
+ * items (capped at INT32_MAX), or a negative TKA_ERR_* (then verdicts are unspecified).
+ * Inputs above 65,536 items are verified in independent chunks of that size. Thread-safe;
+ * no global state besides a table built once. */
 int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verdicts);
 
 /* The same batch over packed inputs (what the Python wrapper uses, to avoid building one

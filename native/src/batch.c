@@ -24,6 +24,9 @@
 
 #define LEAF_SIZE 4          /* ranges this small are settled by single verification */
 #define STRAUS_MAX_KEYS 32   /* more distinct keys than this: A terms go through Pippenger */
+/* Larger inputs are verified in independent chunks: memory stays around 16 MB, and beyond
+ * this size Pippenger gains little per signature. */
+#define BATCH_CHUNK 65536
 
 int tka_os_random(uint8_t *buf, size_t len) {
     while (len > 0) {
@@ -48,8 +51,8 @@ typedef struct {
 typedef struct {
     const tka_batch_item *items;
     uint8_t *verdicts;
-    batch_key *keys;
-    size_t nkeys;
+    batch_key *keys; /* grows as distinct keys appear */
+    size_t nkeys, keys_cap;
     /* Per prepared signature (only those that passed the cheap checks), index-aligned. */
     size_t m;
     size_t *item_index;
@@ -86,7 +89,10 @@ static uint64_t key_hash(const uint8_t b[32], uint64_t seed) {
     return h;
 }
 
-/* Returns the key index for pk, decoding it on first sight; UINT32_MAX if it doesn't decode. */
+#define KEY_NOMEM (UINT32_MAX - 1)
+
+/* Returns the key index for pk, decoding it on first sight; UINT32_MAX if it doesn't decode,
+ * KEY_NOMEM if the key table can't grow. */
 static uint32_t key_lookup(batch_ctx *ctx, key_map *map, const uint8_t pk[32]) {
     size_t pos = (size_t)key_hash(pk, map->seed) & map->mask;
     for (;;) {
@@ -95,6 +101,13 @@ static uint32_t key_lookup(batch_ctx *ctx, key_map *map, const uint8_t pk[32]) {
         batch_key *k = &ctx->keys[slot - 1];
         if (memcmp(k->bytes, pk, 32) == 0) return k->ok ? slot - 1 : UINT32_MAX;
         pos = (pos + 1) & map->mask;
+    }
+    if (ctx->nkeys == ctx->keys_cap) {
+        size_t cap = ctx->keys_cap ? 2 * ctx->keys_cap : 16;
+        batch_key *grown = realloc(ctx->keys, cap * sizeof(batch_key));
+        if (grown == NULL) return KEY_NOMEM;
+        ctx->keys = grown;
+        ctx->keys_cap = cap;
     }
     batch_key *k = &ctx->keys[ctx->nkeys];
     memcpy(k->bytes, pk, 32);
@@ -200,10 +213,8 @@ static void batch_free(batch_ctx *ctx, key_map *map) {
     free(map->slots);
 }
 
-int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verdicts) {
-    if (n == 0) return 0;
-    if (items == NULL || verdicts == NULL) return TKA_ERR_NOMEM;
-    if (n > (size_t)UINT32_MAX / 4) return TKA_ERR_NOMEM;
+/* One chunk of at most BATCH_CHUNK items. */
+static int verify_chunk(const tka_batch_item *items, size_t n, uint8_t *verdicts) {
     memset(verdicts, 0, n);
     batch_ctx ctx;
     key_map map;
@@ -215,7 +226,6 @@ int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verd
     while (cap < 2 * n) cap <<= 1;
     map.mask = cap - 1;
     map.slots = calloc(cap, sizeof(uint32_t));
-    ctx.keys = malloc(n * sizeof(batch_key));
     ctx.item_index = malloc(n * sizeof(size_t));
     ctx.key_index = malloc(n * sizeof(uint32_t));
     ctx.r_niels = malloc(n * sizeof(ge_niels));
@@ -223,7 +233,7 @@ int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verd
     ctx.s = malloc(n * sizeof(sc));
     ctx.k = malloc(n * sizeof(sc));
     int rc = TKA_ERR_NOMEM;
-    if (map.slots == NULL || ctx.keys == NULL || ctx.item_index == NULL || ctx.key_index == NULL ||
+    if (map.slots == NULL || ctx.item_index == NULL || ctx.key_index == NULL ||
         ctx.r_niels == NULL || ctx.z == NULL || ctx.s == NULL || ctx.k == NULL)
         goto done;
     if (tka_os_random((uint8_t *)&map.seed, sizeof map.seed) != 0) {
@@ -239,6 +249,10 @@ int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verd
         if (it->pk == NULL || it->sig == NULL || (it->msg == NULL && it->msg_len != 0)) continue;
         if (!sc_is_canonical(it->sig + 32)) continue;
         uint32_t key = key_lookup(&ctx, &map, it->pk);
+        if (key == KEY_NOMEM) {
+            rc = TKA_ERR_NOMEM;
+            goto done;
+        }
         if (key == UINT32_MAX) continue;
         ctx.item_index[candidates] = i;
         ctx.key_index[candidates] = key;
@@ -313,6 +327,19 @@ done:
     int valid = 0;
     for (size_t i = 0; i < n; i++) valid += verdicts[i];
     return valid;
+}
+
+int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verdicts) {
+    if (n == 0) return 0;
+    if (items == NULL || verdicts == NULL) return TKA_ERR_NOMEM;
+    long valid = 0;
+    for (size_t start = 0; start < n; start += BATCH_CHUNK) {
+        size_t len = n - start < BATCH_CHUNK ? n - start : BATCH_CHUNK;
+        int rc = verify_chunk(items + start, len, verdicts + start);
+        if (rc < 0) return rc;
+        valid += rc;
+    }
+    return valid > INT32_MAX ? INT32_MAX : (int)valid;
 }
 
 int tka_verify_batch_zip215_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_t *msgs,

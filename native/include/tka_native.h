@@ -53,6 +53,11 @@ int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verd
 int tka_verify_batch_zip215_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_t *msgs,
                                    const size_t *msg_offsets, size_t n, uint8_t *verdicts);
 
+/* Which optional code paths this CPU runs (bit set = in use). TKA_NATIVE_NO_IFMA=1 in the
+ * environment (read once, at first use) turns the IFMA path off. */
+#define TKA_FEATURE_IFMA 1       /* AVX-512 IFMA square roots and Pippenger buckets */
+int tka_native_features(void);
+
 /* SHA-512 (native/src/sha512.c), exposed for tests. */
 void tka_sha512(const uint8_t *data, size_t len, uint8_t out[64]);
 

@@ -13,6 +13,8 @@
  */
 #include "fe_ifma.h"
 
+#include "tka_native.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #include <stdlib.h>
@@ -295,3 +297,5 @@ void fe_pow22523_x8(fe out[8], const fe in[8]) {
 }
 
 #endif
+
+int tka_native_features(void) { return fe_ifma_available() ? TKA_FEATURE_IFMA : 0; }

@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeAlias
 
 from verifier.errors import DecodeError
 
@@ -85,7 +85,7 @@ class CMap:
 
 
 # Unsigned and negative integers are Python ints; byte strings are bytes; arrays are tuples.
-CValue = Union[int, bytes, CText, tuple["CValue", ...], CMap, CSimple, CFloat]
+CValue: TypeAlias = int | bytes | CText | tuple["CValue", ...] | CMap | CSimple | CFloat
 
 
 def is_nil(value: CValue) -> bool:

@@ -19,7 +19,7 @@ NL_PRIVATE_PREFIX = "nlpriv:"
 NODE_PUBLIC_PREFIX = "nodekey:"
 NODE_PRIVATE_PREFIX = "privkey:"
 NODE_PUBLIC_BINARY_PREFIX = b"np"
-DISABLEMENT_SECRET_PREFIX = "disablement-secret:"
+DISABLEMENT_SECRET_PREFIX = "disablement-secret:"  # noqa: S105 - a text-form prefix
 DISABLEMENT_VALUE_PREFIX = "disablement:"
 
 ED25519_PUBLIC_LEN = 32

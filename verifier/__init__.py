@@ -1,9 +1,12 @@
 """The Tailnet Key Authority's rules: wire types, canonical CBOR, hashes, validation, the state
 machine, the authority, storage, sync and node-key authorization. No keys, no network.
 
-Import order matters only in that nothing here imports `signer` or `control`.
+Nothing here imports `signer` or `control`.
 """
 
+from verifier.aum import AUM, MessageKind
+from verifier.authority import Authority
+from verifier.disablement import disablement_kdf
 from verifier.errors import (
     ControlError,
     DecodeError,
@@ -15,15 +18,31 @@ from verifier.errors import (
     TKAError,
     ValidationError,
 )
+from verifier.hashes import AUMHash
+from verifier.key import Key, Signature
+from verifier.nks import NodeKeySignature, SigKind
+from verifier.signing import DigestSigner
+from verifier.state import State
 
 __all__ = [
+    "AUM",
+    "AUMHash",
+    "Authority",
     "ControlError",
     "DecodeError",
     "DeviceError",
+    "DigestSigner",
+    "Key",
+    "MessageKind",
+    "NodeKeySignature",
     "NotTrustedError",
+    "SigKind",
+    "Signature",
     "SignatureError",
     "SignerError",
+    "State",
     "StorageError",
     "TKAError",
     "ValidationError",
+    "disablement_kdf",
 ]

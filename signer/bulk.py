@@ -21,6 +21,8 @@ from typing import Literal, TextIO
 
 from signer.backends.base import KeyBackend, SigningContext
 from verifier.errors import DecodeError, SignerError
+from verifier.nks import NodeKeySignature, SigKind
+from verifier.textforms import node_key_binary
 
 NODEKEY_PREFIX = "nodekey:"
 OutputFormat = Literal["base64", "hex"]
@@ -77,20 +79,17 @@ def check_rotation_key(rotation_public: bytes | None) -> None:
         )
 
 
-def build_direct_nks(signer_public: bytes, node_key: bytes, rotation_public: bytes | None) -> object:
-    """The unsigned direct NKS (spec §7.4), built with the wire layer's types."""
-    from verifier import NodeKeySignature
-    from verifier.nks import SigKind
-
+def build_direct_nks(
+    signer_public: bytes, node_key: bytes, rotation_public: bytes | None
+) -> NodeKeySignature:
+    """The unsigned direct NKS (spec §7.4)."""
     check_rotation_key(rotation_public)
-    fields: dict[str, object] = {
-        "sig_kind": SigKind.DIRECT,
-        "pubkey": b"np" + node_key,
-        "key_id": signer_public,
-    }
-    if rotation_public is not None:
-        fields["wrapping_pubkey"] = rotation_public
-    return NodeKeySignature(**fields)
+    return NodeKeySignature(
+        kind=SigKind.DIRECT,
+        pubkey=node_key_binary(node_key),
+        key_id=signer_public,
+        wrapping_pubkey=rotation_public or b"",
+    )
 
 
 def sign_node_keys(
@@ -106,17 +105,16 @@ def sign_node_keys(
         if len(node_key) != 32:
             raise SignerError(f"node key #{count} is {len(node_key)} bytes, expected 32")
         unsigned = build_direct_nks(signer_public, node_key, rotation_public)
-        digest: bytes = unsigned.sig_hash()  # type: ignore[attr-defined]
+        digest = unsigned.sig_hash()
         signature = backend.sign(
             digest,
             SigningContext(
                 purpose="node-key-signature",
                 summary=f"authorize node key {NODEKEY_PREFIX}{node_key.hex()}",
-                payload=unsigned.to_cbor(),  # type: ignore[attr-defined]
+                payload=unsigned.to_cbor(),
             ),
         )
-        signed = dataclasses.replace(unsigned, signature=signature)  # type: ignore[type-var]
-        yield signed.to_cbor()  # type: ignore[attr-defined,no-any-return]
+        yield dataclasses.replace(unsigned, signature=signature).to_cbor()
         if on_progress is not None:
             on_progress(count)
 

@@ -1,5 +1,5 @@
-"""Human and JSON (schema v1) output of `tka status` and `tka log` (spec §7.6, §15.3–15.4,
-§15.11–15.12).
+"""Human and JSON (schema v1) output of `tka status` and `tka log` (spec §7.6, §15.3-15.4,
+§15.11-15.12).
 
 The texts follow `tailscale lock` byte for byte, with two documented deviations (docs/cli.md):
 the sign command shown to a locked-out node is `tka sign …` (the command that works here), and
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier import AUM, Key, NodeKeySignature, State
+from verifier.nks import describe_nks
 
 # Numeric kinds are fixed forever (spec §3.1, §3.3, §3.5).
 _KEY_KINDS = {0: "invalid", 1: "25519"}
@@ -78,34 +79,15 @@ def _pad32(raw: bytes) -> bytes:
 
 
 def render_nks(sig: NodeKeySignature) -> str:
-    """The recursive human rendering of spec §7.6, trimmed of surrounding whitespace."""
-    lines: list[str] = []
-    _nks_lines(sig, 0, lines)
-    return "\n".join(lines).strip()
-
-
-def _nks_lines(sig: NodeKeySignature, depth: int, out: list[str]) -> None:
-    pad = "  " * depth
-    out.append(f"{pad}SigKind: {sig_kind_name(sig.sig_kind)}")
-    if sig.pubkey:
-        if len(sig.pubkey) == 34 and sig.pubkey[:2] == b"np":
-            out.append(f"{pad}Pubkey: {node_short(sig.pubkey[2:])}")
-        else:
-            out.append(f"{pad}Pubkey: <error: invalid node key binary form>")
-    if sig.key_id:
-        out.append(f"{pad}KeyID: {tlpub(_pad32(sig.key_id))}")
-    if sig.wrapping_pubkey:
-        out.append(f"{pad}WrappingPubkey: {tlpub(_pad32(sig.wrapping_pubkey))}")
-    if sig.nested is not None:
-        out.append(f"{pad}Nested:")
-        _nks_lines(sig.nested, depth + 1, out)
+    """The recursive human rendering of spec §7.6 (owned by the verifier)."""
+    return describe_nks(sig)
 
 
 def nks_json(sig: NodeKeySignature | None) -> dict[str, Any]:
     """The NKS object of status JSON v1 (spec §15.4), field order as Go emits it."""
     if sig is None:
         return {"SigKind": "invalid", "Signature": ""}
-    doc: dict[str, Any] = {"SigKind": sig_kind_name(sig.sig_kind)}
+    doc: dict[str, Any] = {"SigKind": sig_kind_name(sig.kind)}
     if sig.pubkey:
         doc["PublicKey"] = tlpub(sig.pubkey)  # raw 34 bytes: starts 6e70 (quirk)
     if sig.key_id:
@@ -245,7 +227,7 @@ def status_json(st: LockStatus) -> str:
     return go_json(doc)
 
 
-# -- log --------------------------------------------------------------------------------------------
+# -- log ---------------------------------------------------------------------------------------
 
 
 def _go_map(meta: Mapping[str, str]) -> str:
@@ -291,7 +273,7 @@ def _go_aum_struct(aum: AUM) -> dict[str, Any]:
             "StateID2": s.state_id2,
         }
     return {
-        "MessageKind": aum.message_kind,
+        "MessageKind": aum.kind,
         "PrevAUMHash": _b64_or_null(aum.prev_aum_hash),
         "Key": None if aum.key is None else _go_key_struct(aum.key),
         "KeyID": _b64_or_null(aum.key_id) if aum.key_id else None,
@@ -310,7 +292,7 @@ def _go_aum_struct(aum: AUM) -> dict[str, Any]:
 def log_stanza(digest: bytes, aum: AUM, color: bool = False) -> str:
     """One `tka log` entry (spec §15.11), ending with the blank line that separates stanzas."""
     yellow, clear = ("\x1b[33m", "\x1b[0m") if color else ("", "")
-    kind = aum_kind_name(aum.message_kind)
+    kind = aum_kind_name(aum.kind)
     out = [f"{yellow}update {aum_hash_text(digest)} ({kind}){clear}"]
     if kind == "add-key" and aum.key is not None:
         _key_stanza(aum.key, "", out)
@@ -355,7 +337,7 @@ def _state_json(state: State) -> dict[str, Any]:
 
 
 def aum_json(aum: AUM) -> dict[str, Any]:
-    doc: dict[str, Any] = {"MessageKind": aum_kind_name(aum.message_kind)}
+    doc: dict[str, Any] = {"MessageKind": aum_kind_name(aum.kind)}
     if aum.prev_aum_hash:
         doc["PrevAUMHash"] = aum_hash_text(aum.prev_aum_hash)
     if aum.key is not None:

@@ -110,66 +110,85 @@ const ge_niels *ge_base_odd_multiples(void) {
 
 /* ---- Straus ---- */
 
-#define STRAUS_W 5        /* odd multiples P..15P per variable point */
-#define STRAUS_TABLE 8
+#define STRAUS_W 5        /* odd multiples P..15P per variable point (GE_STRAUS_TABLE) */
 #define BASE_W 8          /* odd multiples B..127B, precomputed */
 #define STRAUS_STACK_TERMS 4
 
+void ge_straus_table(ge_cached table[GE_STRAUS_TABLE], const ge_p3 *p) {
+    ge_p3 p2, cur = *p;
+    ge_dbl_p3(&p2, p);
+    ge_p3_to_cached(&table[0], &cur);
+    for (int i = 1; i < GE_STRAUS_TABLE; i++) {
+        ge_p3_add(&cur, &cur, &p2);
+        ge_p3_to_cached(&table[i], &cur);
+    }
+}
+
+/* The shared double-and-add loop over precomputed tables and NAFs (bnaf may be NULL). */
+static void straus_core(ge_p3 *out, const ge_cached (*tables)[GE_STRAUS_TABLE],
+                        const int8_t (*nafs)[256], size_t m, const int8_t *bnaf, int top) {
+    ge_p3_identity(out);
+    if (top < 0) return;
+    const ge_niels *btab = ge_base_odd_multiples();
+    ge_p2 acc;
+    ge_p1p1 t;
+    ge_p3 u;
+    ge_p2_identity(&acc);
+    for (int i = top; i >= 0; i--) {
+        ge_dbl(&t, &acc);
+        for (size_t j = 0; j < m; j++) {
+            int d = nafs[j][i];
+            if (d == 0) continue;
+            ge_p1p1_to_p3(&u, &t);
+            if (d > 0) ge_add_cached(&t, &u, &tables[j][d / 2], 0);
+            else ge_add_cached(&t, &u, &tables[j][(-d) / 2], 1);
+        }
+        if (bnaf != NULL && bnaf[i] != 0) {
+            int d = bnaf[i];
+            ge_p1p1_to_p3(&u, &t);
+            if (d > 0) ge_add_niels(&t, &u, &btab[d / 2], 0);
+            else ge_add_niels(&t, &u, &btab[(-d) / 2], 1);
+        }
+        if (i > 0) ge_p1p1_to_p2(&acc, &t);
+    }
+    ge_p1p1_to_p3(out, &t);
+}
+
 int ge_straus_vartime(ge_p3 *out, const ge_p3 *points, const sc *scalars, size_t m,
                       const sc *b_scalar) {
-    ge_cached stack_tables[STRAUS_STACK_TERMS][STRAUS_TABLE];
+    ge_cached stack_tables[STRAUS_STACK_TERMS][GE_STRAUS_TABLE];
     int8_t stack_nafs[STRAUS_STACK_TERMS][256];
-    ge_cached (*tables)[STRAUS_TABLE] = stack_tables;
+    ge_cached (*tables)[GE_STRAUS_TABLE] = stack_tables;
     int8_t (*nafs)[256] = stack_nafs;
     void *heap = NULL;
     if (m > STRAUS_STACK_TERMS) {
-        heap = malloc(m * (sizeof(ge_cached) * STRAUS_TABLE + 256));
+        heap = malloc(m * (sizeof(ge_cached) * GE_STRAUS_TABLE + 256));
         if (heap == NULL) return TKA_ERR_NOMEM;
-        tables = (ge_cached(*)[STRAUS_TABLE])heap;
-        nafs = (int8_t(*)[256])((uint8_t *)heap + m * sizeof(ge_cached) * STRAUS_TABLE);
+        tables = (ge_cached(*)[GE_STRAUS_TABLE])heap;
+        nafs = (int8_t(*)[256])((uint8_t *)heap + m * sizeof(ge_cached) * GE_STRAUS_TABLE);
     }
-    const ge_niels *btab = ge_base_odd_multiples();
     int8_t bnaf[256];
     int top = -1;
     if (b_scalar != NULL) top = sc_naf(bnaf, b_scalar, BASE_W);
     for (size_t j = 0; j < m; j++) {
         int t = sc_naf(nafs[j], &scalars[j], STRAUS_W);
         if (t > top) top = t;
-        ge_p3 p2, cur = points[j];
-        ge_dbl_p3(&p2, &points[j]);
-        ge_p3_to_cached(&tables[j][0], &cur);
-        for (int i = 1; i < STRAUS_TABLE; i++) {
-            ge_p3_add(&cur, &cur, &p2);
-            ge_p3_to_cached(&tables[j][i], &cur);
-        }
+        ge_straus_table(tables[j], &points[j]);
     }
-    ge_p3_identity(out);
-    if (top >= 0) {
-        ge_p2 acc;
-        ge_p1p1 t;
-        ge_p3 u;
-        ge_p2_identity(&acc);
-        for (int i = top; i >= 0; i--) {
-            ge_dbl(&t, &acc);
-            for (size_t j = 0; j < m; j++) {
-                int d = nafs[j][i];
-                if (d == 0) continue;
-                ge_p1p1_to_p3(&u, &t);
-                if (d > 0) ge_add_cached(&t, &u, &tables[j][d / 2], 0);
-                else ge_add_cached(&t, &u, &tables[j][(-d) / 2], 1);
-            }
-            if (b_scalar != NULL && bnaf[i] != 0) {
-                int d = bnaf[i];
-                ge_p1p1_to_p3(&u, &t);
-                if (d > 0) ge_add_niels(&t, &u, &btab[d / 2], 0);
-                else ge_add_niels(&t, &u, &btab[(-d) / 2], 1);
-            }
-            if (i > 0) ge_p1p1_to_p2(&acc, &t);
-        }
-        ge_p1p1_to_p3(out, &t);
-    }
+    straus_core(out, (const ge_cached(*)[GE_STRAUS_TABLE])tables, (const int8_t(*)[256])nafs, m,
+                b_scalar != NULL ? bnaf : NULL, top);
     free(heap);
     return 0;
+}
+
+void ge_double_scalarmult_table(ge_p3 *out, const ge_cached table[GE_STRAUS_TABLE], const sc *a,
+                                const sc *b) {
+    int8_t anaf[1][256], bnaf[256];
+    int top = sc_naf(anaf[0], a, STRAUS_W);
+    int tb = sc_naf(bnaf, b, BASE_W);
+    if (tb > top) top = tb;
+    straus_core(out, (const ge_cached(*)[GE_STRAUS_TABLE])table, (const int8_t(*)[256])anaf, 1,
+                bnaf, top);
 }
 
 /* ---- Pippenger ---- */

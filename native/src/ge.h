@@ -165,6 +165,14 @@ void ge_tobytes(uint8_t s[32], const ge_p3 *p);
 /* The odd multiples B, 3B, ..., 127B of the base point (affine, for width-8 NAF). */
 const ge_niels *ge_base_odd_multiples(void);
 
+/* Odd multiples P, 3P, ..., 15P: the width-5 NAF table of one Straus term. */
+#define GE_STRAUS_TABLE 8
+void ge_straus_table(ge_cached table[GE_STRAUS_TABLE], const ge_p3 *p);
+
+/* out = a * P + b * B, given P's table (so a cached table saves decoding and precomputation). */
+void ge_double_scalarmult_table(ge_p3 *out, const ge_cached table[GE_STRAUS_TABLE], const sc *a,
+                                const sc *b);
+
 /* Variable-time Straus / wNAF: out = sum_j scalars[j] * points[j] + b_scalar * B.
  * b_scalar may be NULL. Returns 0 on success, TKA_ERR_NOMEM if scratch can't be allocated. */
 int ge_straus_vartime(ge_p3 *out, const ge_p3 *points, const sc *scalars, size_t m,

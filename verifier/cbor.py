@@ -12,7 +12,7 @@ decoding:
    bytes (`CText`) because the reference validates UTF-8 only where a text string is actually
    decoded, not inside unknown fields it skips.
 2. The `field_*` helpers map generic values onto wire-type fields with the reference's
-   leniencies (non-shortest heads, unsorted maps, text keys `"1"` naming field 1, null and
+   leniencies (non-shortest heads, unsorted maps, text keys ignored as unknown, null and
    undefined as "absent", null into integer fields as 0, simple values into integer fields as
    their number, arrays of small integers as byte strings) and strictness (duplicate keys,
    overflow of the field's width, negative into unsigned, wrong major types, UTF-8).
@@ -227,8 +227,8 @@ def struct_fields(value: CValue, fields: Mapping[int, str], what: str) -> dict[i
     """Map a CBOR map onto the integer-keyed fields of a struct.
 
     Returns None for null/undefined (the caller decides: pointer → absent, value → zero).
-    Integer keys match field numbers; a text key equal to the decimal field number matches too
-    and duplicates the integer key. Unknown keys are ignored but still must not repeat (text and
+    Integer keys match field numbers; text keys are always unknown (see the note below). Unknown
+    keys are ignored but still must not repeat (text and
     integer unknown keys are distinct; unsigned keys >= 2**63 wrap to negative int64 as in the
     reference). Any other key type is an error.
     """
@@ -236,7 +236,6 @@ def struct_fields(value: CValue, fields: Mapping[int, str], what: str) -> dict[i
         return None
     if not isinstance(value, CMap):
         raise DecodeError(f"{what}: expected a CBOR map, got {describe(value)}")
-    by_name = {str(n): n for n in fields}
     found: dict[int, CValue] = {}
     unknown: set[tuple[str, object]] = set()
     for key, val in value.items:
@@ -252,8 +251,10 @@ def struct_fields(value: CValue, fields: Mapping[int, str], what: str) -> dict[i
             field = num if num in fields else None
             ident = ("int", num)
         elif isinstance(key, CText):
+            # Text keys never name a keyasint field in the reference as shipped (tailscale.com
+            # v1.104.5, fxamacker/cbor v2.9.3): "1" is an unknown key, ignored (docs/design.md).
             name = key.text(f"{what} map key")
-            field = by_name.get(name)
+            field = None
             ident = ("text", name)
         else:
             raise DecodeError(f"{what}: map key of type {describe(key)} cannot name a field")

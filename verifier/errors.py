@@ -42,3 +42,7 @@ class DeviceError(SignerError):
 
 class ControlError(TKAError):
     """The coordination service refused a request or could not be reached."""
+
+
+class SyncError(TKAError):
+    """Two authorities could not be reconciled (no intersection, broken chain)."""

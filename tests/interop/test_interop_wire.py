@@ -125,7 +125,8 @@ def test_non_canonical_inputs_accepted_and_rehashed_like_go(oracle: Oracle) -> N
         bytes.fromhex("c1a20101" "02f6"),  # tag
         bytes.fromhex("bf0101" "02f6ff"),  # indefinite map
         bytes.fromhex("a3010102f60101"),  # duplicate key
-        bytes.fromhex("a3010102f66131" "01"),  # "1" duplicates 1
+        bytes.fromhex("a3010102f66131" "01"),  # text key "1" is unknown, ignored
+        bytes.fromhex("a3613103613103" "02f6"),  # duplicate unknown text keys
         bytes.fromhex("a201f902f6"),  # float for kind
         bytes.fromhex("a2011901000" "2f6".replace(" ", "")),  # kind 256 overflows uint8
         bytes.fromhex("a2010102f6"),  # valid
@@ -313,4 +314,35 @@ def test_node_key_verdicts_match_go(oracle: Oracle) -> None:
         ours = _verdict(auth.state, node_key, data)
         ctx = f"seed={seed} case={i} nks={data.hex()} go={go_res['error_text']} ours={ours}"
         assert (ours is None) == (go_res["error_text"] is None), ctx
+    oracle.close_authority(handle)
+
+
+def test_sync_offers_and_missing_aums_match_go(oracle: Oracle) -> None:
+    from verifier.sync import SyncOffer, legacy_sync_offer, missing_aums, sync_offer
+
+    seed = _seed()
+    rng = random.Random(seed)
+    signers = [SigningKey(rng.randbytes(32))]
+    auth, genesis = _authority(signers)
+    updates = _random_updates(rng, auth, signers, 130)  # crosses two checkpoints
+    chain = [genesis.to_cbor(), *(u.to_cbor() for u in updates)]
+    go = oracle.open(chain, lai=bytes(genesis.hash()))
+    handle = go["handle"]
+    go_offer = oracle.call("sync_offer", handle=handle)
+    assert go_offer["error_text"] is None
+    ours = sync_offer(auth)
+    assert ours.to_text() == (go_offer["head"], go_offer["ancestors"]), f"seed={seed}"
+    for cut in (0, 1, 5, 60, 129):
+        # A peer that stopped `cut` AUMs before our head, offering in both forms.
+        peer_storage = MemoryStorage()
+        peer = Authority.bootstrap(peer_storage, genesis)
+        if len(updates) - cut > 0:
+            peer.inform(updates[: len(updates) - cut])
+        for offer in (sync_offer(peer), legacy_sync_offer(peer)):
+            head, ancestors = offer.to_text()
+            expected = oracle.call("missing_aums", handle=handle, head=head, ancestors=ancestors)
+            assert expected["error_text"] is None
+            missing = missing_aums(auth, SyncOffer.from_text(head, ancestors))
+            got = [a.to_cbor().hex() for a in missing]
+            assert got == expected["aums"], f"seed={seed} cut={cut}"
     oracle.close_authority(handle)

@@ -37,7 +37,7 @@ def build() -> None:
         return
     env = dict(os.environ)
     env.setdefault("GOFLAGS", "-mod=mod")
-    env["GOTOOLCHAIN"] = "local"
+    env["GOTOOLCHAIN"] = "auto"  # go.mod names the toolchain the reference needs
     subprocess.run(
         ["nice", "-n", "10", "go", "build", "-p", "2", "-o", str(BINARY), "."],
         cwd=INTEROP_DIR,

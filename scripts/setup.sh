@@ -23,5 +23,6 @@ echo "setup: installing Python packages and building the native core" >&2
 
 if [ -f tests/interop/go.mod ]; then
     echo "setup: fetching Go modules for the interop oracle" >&2
-    (cd tests/interop && go mod download && go build -o tka-interop .)
+    # go.mod names the toolchain the reference needs; GOTOOLCHAIN=auto fetches it from the proxy.
+    (cd tests/interop && export GOTOOLCHAIN=auto && go mod download && go build -p 2 -o tka-interop .)
 fi

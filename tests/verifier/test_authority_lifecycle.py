@@ -16,7 +16,7 @@ from verifier.errors import SignatureError, StorageError, TKAError
 from verifier.key import ed25519_key
 from verifier.signing import DigestSigner
 from verifier.state import State
-from verifier.storage import FilesystemStorage, MemoryStorage
+from verifier.storage import FilesystemStorage, MemoryStorage, SQLiteStorage, Storage
 
 
 def _signer(sk: SigningKey) -> DigestSigner:
@@ -33,12 +33,16 @@ def _genesis_state(*keys: SigningKey, secret: bytes = b"s" * 32) -> State:
     )
 
 
-@pytest.fixture(params=["memory", "filesystem"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryStorage | FilesystemStorage:
-    return MemoryStorage() if request.param == "memory" else FilesystemStorage(tmp_path / "tka")
+@pytest.fixture(params=["memory", "filesystem", "sqlite"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "memory":
+        return MemoryStorage()
+    if request.param == "sqlite":
+        return SQLiteStorage.open(str(tmp_path / "tka.db"))
+    return FilesystemStorage(tmp_path / "tka")
 
 
-def test_create_add_remove_and_reopen(storage: MemoryStorage | FilesystemStorage) -> None:
+def test_create_add_remove_and_reopen(storage: Storage) -> None:
     owner, other = SigningKey.generate(), SigningKey.generate()
     auth, genesis = Authority.create(storage, _genesis_state(owner), _signer(owner))
     assert auth.head == genesis.hash()
@@ -60,7 +64,7 @@ def test_create_add_remove_and_reopen(storage: MemoryStorage | FilesystemStorage
 
 
 def test_untrusted_update_is_rejected_and_nothing_stored(
-    storage: MemoryStorage | FilesystemStorage,
+    storage: Storage,
 ) -> None:
     owner, stranger = SigningKey.generate(), SigningKey.generate()
     auth, _ = Authority.create(storage, _genesis_state(owner), _signer(owner))
@@ -76,7 +80,7 @@ def test_untrusted_update_is_rejected_and_nothing_stored(
 
 
 def test_fork_choice_prefers_weight_then_remove_key(
-    storage: MemoryStorage | FilesystemStorage,
+    storage: Storage,
 ) -> None:
     a, b = SigningKey.generate(), SigningKey.generate()
     state = _genesis_state(a)

@@ -3,5 +3,6 @@
 from verifier.storage.base import Storage, StoredRecord
 from verifier.storage.filesystem import FilesystemStorage
 from verifier.storage.memory import MemoryStorage
+from verifier.storage.sqlite import SQLiteStorage
 
-__all__ = ["FilesystemStorage", "MemoryStorage", "Storage", "StoredRecord"]
+__all__ = ["FilesystemStorage", "MemoryStorage", "SQLiteStorage", "Storage", "StoredRecord"]

@@ -95,7 +95,9 @@ def machine() -> str:
 
     ifma = "AVX-512 IFMA" if lib.tka_native_features() & lib.TKA_FEATURE_IFMA else "portable"
     return (
-        f"{fields.get('Model name', '?')}, {fields.get('CPU(s)', '?')} CPUs, "
+        f"{fields.get('Model name', '?')} (family {fields.get('CPU family', '?')} model "
+        f"{fields.get('Model', '?')}, L2 {fields.get('L2 cache', '?')}), "
+        f"{fields.get('CPU(s)', '?')} CPUs, "
         f"{fields.get('Hypervisor vendor', 'bare metal')} guest, "
         f"Python {platform.python_version()}, native path: {ifma}"
     )
@@ -217,22 +219,29 @@ def render(rows: list[tuple[str, float]], bad_ratio: float) -> str:
 
 
 def write_docs(table: str, quick: bool) -> None:
+    from verifier._native import lib
+
+    section_title, env = SECTION, ""
+    if not lib.tka_native_features() & lib.TKA_FEATURE_IFMA:
+        section_title += " (portable path, no AVX-512 IFMA)"
+        env = "TKA_NATIVE_NO_IFMA=1 "
     path = REPO / "docs" / "benchmarks.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     section = (
-        f"{SECTION}\n\n"
-        f"`nice -n 10 python bench/bench_verify.py{' --quick' if quick else ''} --write-docs` — "
+        f"{section_title}\n\n"
+        f"`{env}nice -n 10 python bench/bench_verify.py{' --quick' if quick else ''} "
+        "--write-docs` — "
         "one thread unless stated, 32-byte messages, fastest of 5 repetitions (3 for n >= 16k), "
         "all rows from the same run. "
         f"Machine: {machine()}. The machine is shared (2 cores, other jobs running), so the "
         "absolute figures are noisy; the ratios come from the same run.\n\n"
         f"{table}\n"
     )
-    start = text.find(SECTION)
+    start = text.find(section_title + "\n")
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + section
     else:
-        nxt = text.find("\n## ", start + len(SECTION))
+        nxt = text.find("\n## ", start + len(section_title))
         text = text[:start] + section + ("" if nxt == -1 else "\n" + text[nxt + 1 :])
     path.write_text(text)
     print(f"wrote {path}")

@@ -7,9 +7,10 @@
  * Signatures sharing a public key share one A term (keys are grouped by their exact bytes),
  * the R terms go through Pippenger with 128-bit scalars, and the few A terms plus B through
  * Straus (or Pippenger when there are many distinct keys). Because the check is cofactored,
- * it agrees with single ZIP-215 verification, so on failure we bisect: if the left half
- * passes, the right half must fail (same z_i), so only one half is re-checked per level;
- * small leaves are settled by exact single verification.
+ * it agrees with single ZIP-215 verification, so on failure we bisect: with the z_i fixed the
+ * combination is linear, so the right half's result follows from the whole and the left half
+ * (one multi-scalar multiplication per level); small leaves are settled by exact single
+ * verification.
  */
 #define _DEFAULT_SOURCE 1
 #include <errno.h>
@@ -118,8 +119,15 @@ static uint32_t key_lookup(batch_ctx *ctx, key_map *map, const uint8_t pk[32]) {
     return k->ok ? (uint32_t)(ctx->nkeys - 1) : UINT32_MAX;
 }
 
-/* 1 if every prepared signature in [lo, hi) passes the combined check, 0 if not, <0 error. */
-static int check_range(batch_ctx *ctx, size_t lo, size_t hi) {
+static int cleared_is_identity(const ge_p3 *p) {
+    ge_p3 t = *p;
+    for (int i = 0; i < 3; i++) ge_dbl_p3(&t, &t);
+    return ge_p3_is_identity(&t);
+}
+
+/* 1 if every prepared signature in [lo, hi) passes the combined check, 0 if not, <0 error.
+ * *sum_out receives the combination before the cofactor is cleared. */
+static int check_range(batch_ctx *ctx, size_t lo, size_t hi, ge_p3 *sum_out) {
     sc_wide b_acc;
     memset(&b_acc, 0, sizeof b_acc);
     size_t ntouched = 0;
@@ -158,16 +166,19 @@ static int check_range(batch_ctx *ctx, size_t lo, size_t hi) {
         if (rc != 0) return rc;
         ge_p3_add(&sum, &sum, &part);
     }
-    for (int i = 0; i < 3; i++) ge_dbl_p3(&sum, &sum);
-    return ge_p3_is_identity(&sum);
+    *sum_out = sum;
+    return cleared_is_identity(&sum);
 }
 
 static void mark_valid(batch_ctx *ctx, size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; i++) ctx->verdicts[ctx->item_index[i]] = 1;
 }
 
-/* [lo, hi) is known to contain at least one invalid signature. */
-static int resolve(batch_ctx *ctx, size_t lo, size_t hi) {
+/* [lo, hi) is known to contain at least one invalid signature; *whole is its combination.
+ * The combination is linear in the signatures (the z_i stay fixed), so the right half's is
+ * whole - left up to multiples of [L]A, which are torsion and vanish with the cofactor:
+ * one multi-scalar multiplication per level settles both halves. */
+static int resolve(batch_ctx *ctx, size_t lo, size_t hi, const ge_p3 *whole) {
     if (hi - lo <= LEAF_SIZE) {
         for (size_t i = lo; i < hi; i++) {
             const tka_batch_item *it = &ctx->items[ctx->item_index[i]];
@@ -179,21 +190,25 @@ static int resolve(batch_ctx *ctx, size_t lo, size_t hi) {
         return 0;
     }
     size_t mid = lo + (hi - lo) / 2;
-    int left = check_range(ctx, lo, mid);
+    ge_p3 left_sum, right_sum;
+    int left = check_range(ctx, lo, mid, &left_sum);
     if (left < 0) return left;
-    if (left) {
-        mark_valid(ctx, lo, mid);
-        return resolve(ctx, mid, hi); /* the failure must be on the right */
+    ge_cached lc;
+    ge_p1p1 t;
+    ge_p3_to_cached(&lc, &left_sum);
+    ge_add_cached(&t, whole, &lc, 1);
+    ge_p1p1_to_p3(&right_sum, &t);
+    int right = cleared_is_identity(&right_sum);
+    if (left) mark_valid(ctx, lo, mid);
+    else {
+        int rc = resolve(ctx, lo, mid, &left_sum);
+        if (rc < 0) return rc;
     }
-    int rc = resolve(ctx, lo, mid);
-    if (rc < 0) return rc;
-    int right = check_range(ctx, mid, hi);
-    if (right < 0) return right;
     if (right) {
         mark_valid(ctx, mid, hi);
         return 0;
     }
-    return resolve(ctx, mid, hi);
+    return resolve(ctx, mid, hi, &right_sum);
 }
 
 static void batch_free(batch_ctx *ctx, key_map *map) {
@@ -313,12 +328,13 @@ static int verify_chunk(const tka_batch_item *items, size_t n, uint8_t *verdicts
         rc = TKA_ERR_NOMEM;
         goto done;
     }
-    rc = check_range(&ctx, 0, ctx.m);
+    ge_p3 whole;
+    rc = check_range(&ctx, 0, ctx.m, &whole);
     if (rc == 1) {
         mark_valid(&ctx, 0, ctx.m);
         rc = 0;
     } else if (rc == 0) {
-        rc = resolve(&ctx, 0, ctx.m);
+        rc = resolve(&ctx, 0, ctx.m, &whole);
     }
 
 done:

@@ -200,7 +200,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = add("remove", h.cmd_remove, "Removes one or more trusted signing keys from tailnet lock")
     p.add_argument("--re-sign", nargs="?", const=True, default=True, type=_bool_value,
-                   metavar="BOOL", help="re-sign signatures made by the removed keys (default true)")
+                   metavar="BOOL",
+                   help="re-sign signatures made by the removed keys (default: true)")
     p.add_argument("keys", nargs="*", metavar="<public-key>")
 
     p = add("sign", h.cmd_sign, "Signs a node or pre-approved auth key")

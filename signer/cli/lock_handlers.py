@@ -1,0 +1,674 @@
+"""What each lifecycle command does (spec §13.4, §15); argument parsing is in lock_commands.
+
+Every command that needs the authority first runs one netmap round (`signer.sync_node.sync`)
+under the node's lock, so it sees current state and the local authority only advances through
+verified AUMs. Signing always goes through a key backend wrapped in `VerifiedBackend`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import nacl.signing
+
+from signer.backends import open_backend
+from signer.backends.base import KeyBackend, SigningContext
+from signer.backends.file import write_new_key_file
+from signer.cli import UsageError
+from signer.cli.lock_commands import CommandError, confirm, program_name, read_secret_argument
+from signer.control_client import ControlClient, open_transport
+from signer.node import NodeConfig, NodeState, default_control_path, default_state_dir
+from signer.render import LockStatus, PeerView, log_human, log_json, status_human, status_json
+from signer.sync_node import SyncResult, sync
+from verifier import authkey, revocation
+from verifier.aum import AUM
+from verifier.authority import Authority, new_state_ids
+from verifier.builder import UpdateBuilder
+from verifier.disablement import disablement_kdf, new_disablement_secret
+from verifier.errors import DecodeError, NotTrustedError, TKAError
+from verifier.key import Key, ed25519_key
+from verifier.nks import NodeKeySignature, SigKind
+from verifier.signing import DigestSigner
+from verifier.state import State
+from verifier.storage import MemoryStorage
+from verifier.textforms import (
+    format_disablement_secret,
+    format_disablement_value,
+    format_nlpub,
+    format_node_public,
+    format_tlpub,
+    node_key_binary,
+    parse_bare_hex,
+    parse_disablement_secret,
+    parse_disablement_value_arg,
+    parse_fork_from,
+    parse_nl_public,
+    parse_node_public,
+)
+
+NOT_ENABLED = "tailnet lock is not enabled"
+MISSING_KEYS = "missing argument, expected one or more tailnet lock keys"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+
+def _node(args: argparse.Namespace) -> NodeState:
+    return NodeState(Path(args.state) if args.state else default_state_dir())
+
+
+def _control(args: argparse.Namespace) -> str:
+    return str(args.control) if args.control else str(default_control_path())
+
+
+@dataclass
+class Session:
+    args: argparse.Namespace
+    node: NodeState
+    client: ControlClient
+    synced: SyncResult
+
+    @property
+    def authority(self) -> Authority | None:
+        return self.synced.authority
+
+    def require_authority(self) -> Authority:
+        if self.synced.authority is None:
+            raise CommandError(NOT_ENABLED)
+        return self.synced.authority
+
+    @property
+    def lock_public(self) -> bytes | None:
+        return self.node.config().lock_public
+
+    def resync(self) -> None:
+        self.synced = sync(self.node, self.client)
+
+    @contextlib.contextmanager
+    def backend(self) -> Iterator[KeyBackend]:
+        uri = self.args.key or self.node.config().lock_key
+        if not uri:
+            raise CommandError("this node has no lock key; pass --key URI")
+        with open_backend(uri) as backend:
+            yield backend
+
+    def signer(self, backend: KeyBackend, purpose: str) -> DigestSigner:
+        context = SigningContext(purpose="aum" if purpose == "aum" else "node-key-signature",
+                                 summary=purpose)
+        return DigestSigner(backend.public_key(), lambda d: backend.sign(d, context))
+
+
+@contextlib.contextmanager
+def session(args: argparse.Namespace) -> Iterator[Session]:
+    node = _node(args)
+    node.require()
+    transport = open_transport(_control(args))
+    try:
+        client = ControlClient(transport, node.node_key_text())
+        with node.locked():
+            yield Session(args, node, client, sync(node, client))
+    finally:
+        transport.close()
+
+
+def _require_trusted(authority: Authority, public: bytes) -> None:
+    if not authority.key_trusted(public):
+        raise NotTrustedError("this node does not have a trusted tailnet lock key")
+
+
+# -- argument parsing -----------------------------------------------------------------------------
+
+
+def parse_key_arg(text: str, index: int) -> Key:
+    """`tlpub:<hex>[?votes]` or `nlpub:…` (spec §15.1)."""
+    body, _, votes_text = text.partition("?")
+    try:
+        public = parse_nl_public(body)
+    except DecodeError as err:
+        raise UsageError(f"parsing key {index}: {err}") from None
+    votes = 1
+    if votes_text:
+        try:
+            votes = int(votes_text) % (1 << 64)  # the reference wraps negatives
+        except ValueError:
+            raise UsageError(f"parsing key {index} votes: invalid number {votes_text!r}") from None
+    return ed25519_key(public, votes=votes)
+
+
+def _keys(args: list[str]) -> list[Key]:
+    if not args:
+        raise UsageError(MISSING_KEYS)
+    return [parse_key_arg(a, i) for i, a in enumerate(args, start=1)]
+
+
+# -- node registration ----------------------------------------------------------------------------
+
+
+def cmd_node_register(args: argparse.Namespace) -> int:
+    node = _node(args)
+    if node.exists():
+        raise CommandError(f"{node.root} already holds a registered node")
+    created_root = not node.root.exists()
+    try:
+        node.create(NodeConfig(name=args.name))
+        lock_uri = args.lock_key
+        if lock_uri is None:
+            public = write_new_key_file(node.file_lock_key_path)
+            lock_uri = f"file:{node.file_lock_key_path}"
+        else:
+            with open_backend(lock_uri) as backend:
+                public = backend.public_key()
+        node.save_config(replace(node.config(), lock_key=lock_uri, lock_public=public))
+        signature = None
+        if args.auth_key:
+            signature = _signature_from_auth_key(
+                read_secret_argument(args.auth_key, "auth key"), node.node_public()
+            )
+        transport = open_transport(_control(args))
+        try:
+            client = ControlClient(transport, node.node_key_text())
+            reply = client.register(args.name, format_nlpub(public), signature)
+        finally:
+            transport.close()
+        node.save_config(
+            replace(node.config(), node_id=int(reply["NodeID"]), stable_id=reply["StableID"])
+        )
+    except BaseException:
+        # Nothing half-registered stays behind.
+        if created_root:
+            shutil.rmtree(node.root, ignore_errors=True)
+        else:
+            for path in (node.config_path, node.node_key_path, node.file_lock_key_path):
+                path.unlink(missing_ok=True)
+        raise
+    print(
+        f"registered node {args.name} ({node.node_key_text()}) "
+        f"with lock key {format_tlpub(public)}"
+    )
+    return 0
+
+
+def _signature_from_auth_key(text: str, node_key: bytes) -> str | None:
+    """A wrapped auth key (spec §11.2) becomes a rotation NKS over the credential."""
+    wrapped = authkey.unwrap(text)
+    if wrapped is None:
+        return None
+    signing = nacl.signing.SigningKey(wrapped.wrapping_private[:32])
+    if bytes(signing.verify_key) != wrapped.wrapping_private[32:]:
+        raise DecodeError("wrapped auth key: private key halves do not match")
+    unsigned = NodeKeySignature(
+        kind=SigKind.ROTATION, pubkey=node_key_binary(node_key), nested=wrapped.credential
+    )
+    signed = replace(unsigned, signature=signing.sign(unsigned.sig_hash()).signature)
+    return _b64(signed.to_cbor())
+
+
+# -- init ---------------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    keys: list[Key] = []
+    values: list[bytes] = []
+    for i, arg in enumerate(args.args, start=1):
+        if arg.startswith(("disablement:", "disablement-secret:")):
+            try:
+                values.append(parse_disablement_value_arg(arg))
+            except DecodeError as err:
+                raise UsageError(f"parsing disablement {i}: {err}") from None
+        else:
+            keys.append(parse_key_arg(arg, i))
+    if args.gen_disablements < 0:
+        raise UsageError("--gen-disablements must not be negative")
+    with session(args) as s:
+        if s.authority is not None:
+            raise CommandError("tailnet lock is already enabled")
+        own = s.lock_public
+        if own is None or not any(k.public == own for k in keys):
+            raise CommandError(
+                "the tailnet lock key of the current node must be one of the trusted keys "
+                "during initialization"
+            )
+        print("You are initializing tailnet lock with the following trusted signing keys:")
+        for key in keys:
+            print(f" - {format_tlpub(key.public or b'')} (25519 key)")
+        print()
+        n = args.gen_disablements
+        if not args.confirm:
+            print(f"{n} disablement secrets will be generated.")
+            if args.gen_disablement_for_support:
+                print(
+                    "A disablement secret will be generated and transmitted to Tailscale support."
+                )
+            print()
+            print("If this is correct, please re-run this command with the --confirm flag:")
+            support = "--gen-disablement-for-support " if args.gen_disablement_for_support else ""
+            print(
+                f"\t{program_name()} init --confirm --gen-disablements {n} {support}"
+                + " ".join(args.args)
+            )
+            return 0
+        secrets_out = [new_disablement_secret() for _ in range(n)]
+        support_secret = new_disablement_secret() if args.gen_disablement_for_support else None
+        all_values = values + [disablement_kdf(x) for x in secrets_out]
+        if support_secret is not None:
+            all_values.append(disablement_kdf(support_secret))
+        id1, id2 = new_state_ids()
+        state = State(disablement_values=tuple(all_values), keys=tuple(keys),
+                      state_id1=id1, state_id2=id2)
+        with s.backend() as backend:
+            signer = s.signer(backend, "aum")
+            _, genesis = Authority.create(MemoryStorage(), state, signer)
+            need = s.client.init_begin(_b64(genesis.to_cbor()))["NeedSignatures"]
+            signatures = {}
+            for item in need:
+                rotation = base64.b64decode(item["RotationPubkey"] or "")
+                nks = _direct_nks(
+                    backend, parse_node_public(item["NodePublic"]), rotation
+                )
+                signatures[str(item["NodeID"])] = _b64(nks)
+        s.client.init_finish(
+            signatures, _b64(support_secret) if support_secret is not None else None
+        )
+        print(
+            f"{n} disablement secrets have been generated and are printed below. "
+            "Take note of them now, they WILL NOT be shown again."
+        )
+        for x in secrets_out:
+            print(f"\t{format_disablement_secret(x)}")
+        if support_secret is not None:
+            print(
+                "A disablement secret for Tailscale support has been generated and transmitted "
+                "to Tailscale."
+            )
+        print("Initialization complete.")
+        s.resync()
+    return 0
+
+
+def _direct_nks(backend: KeyBackend, node_key: bytes, rotation: bytes) -> bytes:
+    """A direct NKS signed by our lock key. An all-zero rotation key is never emitted (spec §18,
+    item 1): the reference does, and rotations on top of it can be forged."""
+    if rotation == bytes(32):
+        rotation = b""
+    unsigned = NodeKeySignature(
+        kind=SigKind.DIRECT,
+        pubkey=node_key_binary(node_key),
+        key_id=backend.public_key(),
+        wrapping_pubkey=rotation,
+    )
+    signature = backend.sign(
+        unsigned.sig_hash(),
+        SigningContext(
+            purpose="node-key-signature",
+            summary=f"authorize node key {format_node_public(node_key)}",
+            payload=unsigned.to_cbor(),
+        ),
+    )
+    return replace(unsigned, signature=signature).to_cbor()
+
+
+# -- status and log -------------------------------------------------------------------------------
+
+
+def _peer_view(doc: dict[str, object], sig: NodeKeySignature | None) -> PeerView:
+    return PeerView(
+        stable_id=str(doc["StableID"]),
+        dns_name=str(doc["Name"]),
+        tailscale_ips=tuple(str(a) for a in doc.get("Addresses") or []),  # type: ignore[attr-defined]
+        node_key=parse_node_public(str(doc["NodeKey"])),
+        signature=sig,
+    )
+
+
+def _check_node(authority: Authority, doc: dict[str, object]) -> NodeKeySignature | None:
+    raw = doc.get("KeySignature")
+    if not raw:
+        return None
+    try:
+        return authority.node_key_authorized(
+            parse_node_public(str(doc["NodeKey"])), base64.b64decode(str(raw))
+        )
+    except TKAError:
+        return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from signer.cli.lock_commands import json_version
+
+    if args.args:
+        raise UsageError("tka status: unexpected argument")
+    version = json_version(args.json)
+    with session(args) as s:
+        authority = s.authority
+        node_key = s.node.node_public()
+        st = LockStatus(enabled=False, public_key=s.lock_public, node_key=node_key)
+        if authority is not None:
+            netmap = s.synced.netmap
+            own = _check_node(authority, netmap["Self"])
+            visible: list[PeerView] = []
+            filtered: list[PeerView] = []
+            for peer in netmap["Peers"]:
+                sig = _check_node(authority, peer)
+                (visible if sig is not None else filtered).append(_peer_view(peer, sig))
+            st = LockStatus(
+                enabled=True,
+                public_key=s.lock_public,
+                node_key=node_key,
+                head=bytes(authority.head),
+                node_key_signed=own is not None,
+                node_key_signature=own,
+                trusted_keys=authority.keys(),
+                visible_peers=tuple(visible),
+                filtered_peers=tuple(filtered),
+                state_id=authority.state.state_id1,
+            )
+    sys.stdout.write(status_json(st) if version else status_human(st))
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from signer.cli.lock_commands import json_version
+
+    version = json_version(args.json)
+    if args.limit < 0:
+        raise UsageError("--limit must not be negative")
+    with session(args) as s:
+        if s.authority is None:
+            raise CommandError("Tailnet Lock is not enabled")
+        entries: list[tuple[bytes, AUM]] = []
+        cursor: AUM | None = s.authority.head_aum
+        while cursor is not None and len(entries) < args.limit:
+            entries.append((bytes(cursor.hash()), cursor))
+            if cursor.prev_aum_hash is None:
+                break
+            cursor = s.authority.storage.aum(cursor.prev_aum_hash)
+    color = sys.stdout.isatty() and "NO_COLOR" not in __import__("os").environ
+    sys.stdout.write(log_json(entries) if version else log_human(entries, color=color))
+    return 0
+
+
+# -- changing the authority -----------------------------------------------------------------------
+
+
+def _submit_updates(s: Session, updates: list[AUM]) -> None:
+    """Modify flow (spec §13.4): send the new AUMs on top of our head; control must accept all."""
+    if not updates:
+        return
+    authority = s.require_authority()
+    reply = s.client.sync_send(str(authority.head), [_b64(u.to_cbor()) for u in updates], True)
+    if reply["Head"] != str(updates[-1].hash()):
+        raise CommandError("central tka head differs from submitted AUM, try again")
+    s.resync()
+
+
+def _modify(s: Session, add: list[Key], remove: list[bytes], plan: list[str], action: str) -> None:
+    authority = s.require_authority()
+    with s.backend() as backend:
+        _require_trusted(authority, backend.public_key())
+        builder = UpdateBuilder(authority, s.signer(backend, "aum"))
+        for key in add:
+            builder.add_key(key)
+        for key_id in remove:
+            builder.remove_key(key_id)
+        confirm(s.args, plan, action)
+        updates = builder.finalize()
+    _submit_updates(s, updates)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    keys = _keys(args.keys)
+    with session(args) as s:
+        s.require_authority()
+        plan = [f"will trust {format_tlpub(k.public or b'')} ({k.votes} votes)" for k in keys]
+        _modify(s, keys, [], plan, "add these signing keys")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    keys = _keys(args.keys)
+    with session(args) as s:
+        authority = s.require_authority()
+        if len(authority.keys()) == 1:
+            raise CommandError(
+                "cannot remove the last trusted signing key; use 'tka disable' to disable "
+                "tailnet lock instead, or add another signing key before removing one"
+            )
+        key_ids = [k.public or b"" for k in keys]
+        plan = [f"will stop trusting {format_tlpub(k)}" for k in key_ids]
+        resigned = 0
+        if args.re_sign:
+            if s.lock_public in key_ids:
+                raise CommandError(
+                    "cannot remove local trusted signing key while resigning; run command on a "
+                    "different node or with --re-sign=false"
+                )
+            with s.backend() as backend:
+                _require_trusted(authority, backend.public_key())
+                for key_id in key_ids:
+                    reply = s.client.affected_signatures(_b64(key_id))
+                    for i, raw_b64 in enumerate(reply["Signatures"]):
+                        raw = base64.b64decode(raw_b64)
+                        old = NodeKeySignature.from_cbor(raw)
+                        if old.authorizing_key_id() != key_id:
+                            raise CommandError(
+                                f"got signature with keyID {old.authorizing_key_id().hex()} "
+                                f"from request for {key_id.hex()}"
+                            )
+                        node_key = old.node_key()
+                        try:
+                            authority.node_key_authorized(node_key, raw)
+                        except TKAError as err:
+                            raise CommandError(f"signature {i} is not valid: {err}") from None
+                        new = _direct_nks(backend, node_key, old.wrapping_public() or b"")
+                        s.client.submit_signature(_b64(new))
+                        resigned += 1
+        else:
+            plan.append("nodes signed only by these keys will be locked out (--re-sign=false)")
+        _modify(s, [], key_ids, plan, "remove these signing keys")
+    if resigned:
+        print(f"re-signed {resigned} node key(s) before removing the key(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    words = [_read_file_arg(a) for a in args.args]
+    if words and words[0].startswith(authkey.AUTHKEY_PREFIX):
+        if len(words) != 1:
+            raise UsageError("usage: tka sign <tailscale pre-auth key>")
+        return _sign_auth_key(args, words[0])
+    if not 1 <= len(words) <= 2:
+        raise UsageError("usage: tka sign <node-key> [<rotation-key>]")
+    try:
+        node_key = parse_node_public(words[0])
+    except DecodeError as err:
+        raise UsageError(f"decoding node-key: {err}") from None
+    rotation = b""
+    if len(words) == 2:
+        try:
+            rotation = parse_nl_public(words[1])
+        except DecodeError as err:
+            raise UsageError(f"decoding rotation-key: {err}") from None
+        if rotation == bytes(32):
+            raise UsageError("decoding rotation-key: the all-zero key is refused (spec §18)")
+    with session(args) as s:
+        authority = s.require_authority()
+        with s.backend() as backend:
+            try:
+                _require_trusted(authority, backend.public_key())
+            except NotTrustedError:
+                print(
+                    "Error: Signing is not available on this device because it does not have a "
+                    "trusted tailnet lock key.\n\nTry again on a signing device instead.\n",
+                    file=sys.stderr,
+                )
+                raise
+            nks = _direct_nks(backend, node_key, rotation)
+        s.client.submit_signature(_b64(nks))
+    return 0
+
+
+def _read_file_arg(arg: str) -> str:
+    if not arg.startswith("file:"):
+        return arg
+    try:
+        return Path(arg[len("file:") :]).read_text().strip()
+    except OSError as err:
+        raise CommandError(f"cannot read {arg[len('file:'):]}: {err.strerror}") from None
+
+
+def _sign_auth_key(args: argparse.Namespace, auth_key: str) -> int:
+    """Spec §11.1: a fresh credential key C, trusted by an AddKey we sign; C signs a credential
+    for a fresh wrapping key W; C's private half is discarded."""
+    if authkey.SEPARATOR in auth_key:
+        raise CommandError("provided key was already wrapped")
+    with session(args) as s:
+        authority = s.require_authority()
+        credential_key = nacl.signing.SigningKey.generate()
+        wrapping_key = nacl.signing.SigningKey.generate()
+        c_public = bytes(credential_key.verify_key)
+        unsigned = NodeKeySignature(
+            kind=SigKind.CREDENTIAL,
+            key_id=c_public,
+            wrapping_pubkey=bytes(wrapping_key.verify_key),
+        )
+        credential = replace(
+            unsigned, signature=credential_key.sign(unsigned.sig_hash()).signature
+        )
+        wrapped = authkey.wrap(
+            auth_key, credential, bytes(wrapping_key) + bytes(wrapping_key.verify_key)
+        )
+        meta = {
+            "purpose": "pre-auth key",
+            "wrapper_stableid": s.node.config().stable_id,
+            "wrapper_createtime": str(int(time.time())),
+        }
+        stable = authkey.authkey_stable_id(auth_key)
+        if stable:
+            meta["authkey_stableid"] = stable
+        del credential_key
+        _ = authority
+        try:
+            _modify(
+                s,
+                [ed25519_key(c_public, votes=1, meta=meta)],
+                [],
+                [f"will trust a new pre-auth credential key {format_tlpub(c_public)}"],
+                "add the pre-auth credential key",
+            )
+        except TKAError as err:
+            raise CommandError(f"add key failed: {err}") from None
+    print(wrapped)
+    return 0
+
+
+# -- disabling ------------------------------------------------------------------------------------
+
+
+def _secret_arg(args: argparse.Namespace) -> bytes:
+    if len(args.args) > 1:
+        raise UsageError("usage: tka disable <disablement-secret>")
+    text = read_secret_argument(args.args[0] if args.args else None, "disablement secret")
+    try:
+        return parse_disablement_secret(text)
+    except DecodeError as err:
+        raise UsageError(f"usage: tka disable <disablement-secret>: {err}") from None
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    secret = _secret_arg(args)
+    with session(args) as s:
+        authority = s.require_authority()
+        if not authority.valid_disablement(secret):
+            raise CommandError("incorrect disablement secret")
+        confirm(args, ["will disable tailnet lock for the whole tailnet"], "disable tailnet lock")
+        s.client.disable(str(authority.head), _b64(secret))
+        s.resync()
+    return 0
+
+
+def cmd_disablement_kdf(args: argparse.Namespace) -> int:
+    if len(args.args) != 1:
+        raise UsageError("usage: tka disablement-kdf <hex-encoded-disablement-secret>")
+    secret = parse_bare_hex(args.args[0], "disablement secret")
+    print(format_disablement_value(disablement_kdf(secret)))
+    return 0
+
+
+def cmd_local_disable(args: argparse.Namespace) -> int:
+    with session(args) as s:
+        if s.authority is None:
+            raise CommandError("tailnet-lock is not active")
+        confirm(args, ["will stop enforcing tailnet lock on this node only"], "local-disable")
+        s.node.disallow(*s.authority.state_ids())
+        s.node.remove_tka()
+    return 0
+
+
+# -- revocation -----------------------------------------------------------------------------------
+
+
+def cmd_revoke_keys(args: argparse.Namespace) -> int:
+    prog = program_name()
+    if args.cosign or args.finish:
+        if not args.args:
+            raise UsageError("missing argument, expected a recovery blob")
+        aum = revocation.from_blob(_read_file_arg(args.args[0]))
+        with session(args) as s:
+            original = aum
+            if args.cosign:
+                with s.backend() as backend:
+                    signer = s.signer(backend, "aum")
+                    aum = revocation.add_cosignature(aum, signer.signature_for(aum.sig_hash()))
+                blob = revocation.to_blob(aum)
+                print("Co-signing completed successfully.\n")
+                print(
+                    "To accumulate an additional signature, run the following command on another "
+                    "machine with a trusted tailnet lock key:"
+                )
+                print(f"\t{prog} revoke-keys --cosign {blob}\n")
+                print(
+                    "Alternatively if you are done with co-signing, complete recovery by running "
+                    "the following command:"
+                )
+                print(f"\t{prog} revoke-keys --finish {blob}")
+            if args.finish:
+                submit = original if args.cosign else aum
+                s.require_authority()
+                confirm(args, [f"will submit recovery AUM {submit.hash()}"], "finish recovery")
+                s.client.sync_send(str(submit.hash()), [_b64(submit.to_cbor())], False)
+                s.resync()
+                print("Recovery completed.")
+        return 0
+    keys = _keys(args.args)
+    with session(args) as s:
+        authority = s.require_authority()
+        revoke = [k.public or b"" for k in keys]
+        with s.backend() as backend:
+            signer = s.signer(backend, "aum")
+            if args.fork_from:
+                try:
+                    parent = parse_fork_from(args.fork_from)
+                except DecodeError as err:
+                    raise UsageError(f"invalid fork-from hash: {err}") from None
+            else:
+                parent = revocation.fork_point(authority, revoke, signer.key_id)
+            try:
+                unsigned = revocation.recovery_aum(authority, revoke, parent)
+            except TKAError as err:
+                raise CommandError(f"generation of recovery AUM failed: {err}") from None
+            aum = unsigned.add_signature(signer.signature_for(unsigned.sig_hash()))
+    print("Run the following command on another machine with a trusted tailnet lock key:")
+    print(f"\t{prog} revoke-keys --cosign {revocation.to_blob(aum)}")
+    return 0

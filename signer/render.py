@@ -241,7 +241,7 @@ def _key_stanza(key: Key, prefix: str, out: list[str]) -> None:
         out.append(f"{prefix}KeyID: {tlpub(key.public or b'')}")
     else:
         out.append(f"{prefix}KeyID: <Error: unsupported key kind: {key.kind}>")
-    if key.meta is not None:
+    if key.meta:  # absent and empty are the same on the wire (omitempty)
         out.append(f"{prefix}Metadata: {_go_map(key.meta)}")
 
 

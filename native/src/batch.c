@@ -28,6 +28,8 @@
 /* Larger inputs are verified in independent chunks: memory stays around 16 MB, and beyond
  * this size Pippenger gains little per signature. */
 #define BATCH_CHUNK 65536
+/* Ranges up to this many signatures are checked with one Straus pass instead of Pippenger. */
+#define SMALL_RANGE 256
 
 int tka_os_random(uint8_t *buf, size_t len) {
     while (len > 0) {
@@ -69,6 +71,8 @@ typedef struct {
     ge_p3 *a_points;
     ge_niels *a_niels;
     sc *a_scalars;
+    ge_p3 *small_points; /* SMALL_RANGE + STRAUS_MAX_KEYS terms */
+    sc *small_scalars;
 } batch_ctx;
 
 /* Open-addressing map from key bytes to key index; seeded so inputs can't force collisions. */
@@ -119,6 +123,19 @@ static uint32_t key_lookup(batch_ctx *ctx, key_map *map, const uint8_t pk[32]) {
     return k->ok ? (uint32_t)(ctx->nkeys - 1) : UINT32_MAX;
 }
 
+/* Back from (y+x, y-x, 2dxy) of an affine point to extended coordinates (x = (a - b)/2). */
+static void niels_to_p3(ge_p3 *r, const ge_niels *q) {
+    static const fe half = {{0x7fffffffffff7ULL, 0x7ffffffffffffULL, 0x7ffffffffffffULL,
+                             0x7ffffffffffffULL, 0x3ffffffffffffULL}};
+    fe t;
+    fe_sub(&t, &q->yplusx, &q->yminusx);
+    fe_mul(&r->X, &t, &half);
+    fe_add(&t, &q->yplusx, &q->yminusx);
+    fe_mul(&r->Y, &t, &half);
+    r->Z = FE_ONE;
+    fe_mul(&r->T, &r->X, &r->Y);
+}
+
 static int cleared_is_identity(const ge_p3 *p) {
     ge_p3 t = *p;
     for (int i = 0; i < 3; i++) ge_dbl_p3(&t, &t);
@@ -152,7 +169,25 @@ static int check_range(batch_ctx *ctx, size_t lo, size_t hi, ge_p3 *sum_out) {
         ctx->a_niels[j] = ctx->keys[key].niels;
     }
     ge_p3 sum, part;
-    int rc = ge_pippenger_vartime(&sum, ctx->r_niels + lo, ctx->z + lo, hi - lo, 128);
+    int rc;
+    if (hi - lo <= SMALL_RANGE && ntouched <= STRAUS_MAX_KEYS) {
+        /* Few terms: one Straus pass over R, A and B terms together beats Pippenger. */
+        size_t m = hi - lo;
+        for (size_t i = 0; i < m; i++) {
+            niels_to_p3(&ctx->small_points[i], &ctx->r_niels[lo + i]);
+            ctx->small_scalars[i] = ctx->z[lo + i];
+        }
+        for (size_t j = 0; j < ntouched; j++) {
+            ctx->small_points[m + j] = ctx->a_points[j];
+            ctx->small_scalars[m + j] = ctx->a_scalars[j];
+        }
+        rc = ge_straus_vartime(&sum, ctx->small_points, ctx->small_scalars, m + ntouched,
+                               &b_scalar);
+        if (rc != 0) return rc;
+        *sum_out = sum;
+        return cleared_is_identity(&sum);
+    }
+    rc = ge_pippenger_vartime(&sum, ctx->r_niels + lo, ctx->z + lo, hi - lo, 128);
     if (rc != 0) return rc;
     if (ntouched <= STRAUS_MAX_KEYS) {
         rc = ge_straus_vartime(&part, ctx->a_points, ctx->a_scalars, ntouched, &b_scalar);
@@ -225,6 +260,8 @@ static void batch_free(batch_ctx *ctx, key_map *map) {
     free(ctx->a_points);
     free(ctx->a_niels);
     free(ctx->a_scalars);
+    free(ctx->small_points);
+    free(ctx->small_scalars);
     free(map->slots);
 }
 
@@ -323,7 +360,9 @@ static int verify_chunk(const tka_batch_item *items, size_t n, uint8_t *verdicts
     ctx.a_points = malloc(ctx.nkeys * sizeof(ge_p3));
     ctx.a_niels = malloc(ctx.nkeys * sizeof(ge_niels));
     ctx.a_scalars = malloc(ctx.nkeys * sizeof(sc));
-    if (ctx.key_acc == NULL || ctx.key_touched == NULL || ctx.touched_list == NULL ||
+    ctx.small_points = malloc((SMALL_RANGE + STRAUS_MAX_KEYS) * sizeof(ge_p3));
+    ctx.small_scalars = malloc((SMALL_RANGE + STRAUS_MAX_KEYS) * sizeof(sc));
+    if (ctx.small_points == NULL || ctx.small_scalars == NULL || ctx.key_acc == NULL || ctx.key_touched == NULL || ctx.touched_list == NULL ||
         ctx.a_points == NULL || ctx.a_niels == NULL || ctx.a_scalars == NULL) {
         rc = TKA_ERR_NOMEM;
         goto done;

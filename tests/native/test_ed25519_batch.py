@@ -117,3 +117,30 @@ def test_portable_path_gives_the_same_verdicts(tmp_path: object) -> None:
     )
     env = {**os.environ, "TKA_NATIVE_NO_IFMA": "1"}
     subprocess.run([sys.executable, "-c", script], env=env, check=True)
+
+
+def test_concurrent_calls_from_threads(rng: random.Random) -> None:
+    """The GIL is released inside the native calls; concurrent batches and single verifies
+    (each thread with its own key cache) must still give exact verdicts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [SigningKey.generate() for _ in range(6)]
+    jobs = []
+    for t in range(4):
+        items = signed(keys[t : t + 3], 400, rng)
+        bad = {7 * t + 1, 200 + t}
+        jobs.append(([corrupt(c) if i in bad else c for i, c in enumerate(items)], bad))
+
+    def batch(job: tuple[list[tuple[bytes, bytes, bytes]], set[int]]) -> bool:
+        items, bad = job
+        return ed25519.verify_batch(items) == [i not in bad for i in range(len(items))]
+
+    def singles(job: tuple[list[tuple[bytes, bytes, bytes]], set[int]]) -> bool:
+        items, bad = job
+        return [ed25519.verify(*c, rule="cofactorless") for c in items[:100]] == [
+            i not in bad for i in range(100)
+        ]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(batch, jobs * 2))
+        assert all(pool.map(singles, jobs * 2))

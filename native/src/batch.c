@@ -71,7 +71,7 @@ typedef struct {
     ge_p3 *a_points;
     ge_niels *a_niels;
     sc *a_scalars;
-    ge_p3 *small_points; /* SMALL_RANGE + STRAUS_MAX_KEYS terms */
+    ge_p3 *small_points; /* 2 * SMALL_RANGE terms: R and A */
     sc *small_scalars;
 } batch_ctx;
 
@@ -170,7 +170,7 @@ static int check_range(batch_ctx *ctx, size_t lo, size_t hi, ge_p3 *sum_out) {
     }
     ge_p3 sum, part;
     int rc;
-    if (hi - lo <= SMALL_RANGE && ntouched <= STRAUS_MAX_KEYS) {
+    if (hi - lo <= SMALL_RANGE) { /* then also ntouched <= SMALL_RANGE */
         /* Few terms: one Straus pass over R, A and B terms together beats Pippenger. */
         size_t m = hi - lo;
         for (size_t i = 0; i < m; i++) {
@@ -360,8 +360,8 @@ static int verify_chunk(const tka_batch_item *items, size_t n, uint8_t *verdicts
     ctx.a_points = malloc(ctx.nkeys * sizeof(ge_p3));
     ctx.a_niels = malloc(ctx.nkeys * sizeof(ge_niels));
     ctx.a_scalars = malloc(ctx.nkeys * sizeof(sc));
-    ctx.small_points = malloc((SMALL_RANGE + STRAUS_MAX_KEYS) * sizeof(ge_p3));
-    ctx.small_scalars = malloc((SMALL_RANGE + STRAUS_MAX_KEYS) * sizeof(sc));
+    ctx.small_points = malloc(2 * SMALL_RANGE * sizeof(ge_p3));
+    ctx.small_scalars = malloc(2 * SMALL_RANGE * sizeof(sc));
     if (ctx.small_points == NULL || ctx.small_scalars == NULL || ctx.key_acc == NULL || ctx.key_touched == NULL || ctx.touched_list == NULL ||
         ctx.a_points == NULL || ctx.a_niels == NULL || ctx.a_scalars == NULL) {
         rc = TKA_ERR_NOMEM;

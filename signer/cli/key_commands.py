@@ -268,12 +268,17 @@ def cmd_sign_nodekeys(args: argparse.Namespace) -> int:
             raise SignerError(f"cannot read {args.infile}: {exc.strerror}") from None
     with open_backend(args.key) as backend:
         progress = bulk.terminal_progress(len(node_keys))
-        lines = [
-            bulk.encode_line(blob, args.format) + "\n"
-            for blob in bulk.sign_node_keys(
-                backend, node_keys, rotation_public=rotation, on_progress=progress
-            )
-        ]
+        try:
+            lines = [
+                bulk.encode_line(blob, args.format) + "\n"
+                for blob in bulk.sign_node_keys(
+                    backend, node_keys, rotation_public=rotation, on_progress=progress
+                )
+            ]
+        except BaseException:
+            if progress is not None:
+                sys.stderr.write("\n")  # end the progress line so the error starts its own
+            raise
     text = "".join(lines)
     if args.outfile == "-":
         sys.stdout.write(text)

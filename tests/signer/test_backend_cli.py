@@ -22,7 +22,9 @@ CLI = [sys.executable, "-m", "signer.cli"]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def tka(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def tka(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args], env=env, cwd=REPO, input=stdin, capture_output=True, text=True, timeout=120
     )
@@ -192,7 +194,8 @@ def test_sign_nodekeys_output_verified_line_by_line(softhsm_token: Any, tmp_path
         "# node keys to sign\n" + "\n".join(f"nodekey:{k.hex()}" for k in keys) + "\n\n"
     )
     rotation = nacl.signing.SigningKey.generate().verify_key
-    for fmt, extra in (("base64", []), ("hex", ["--rotation-key", f"tlpub:{bytes(rotation).hex()}"])):
+    rotation_arg = ["--rotation-key", f"tlpub:{bytes(rotation).hex()}"]
+    for fmt, extra in (("base64", []), ("hex", rotation_arg)):
         out = tmp_path / f"out.{fmt}"
         proc = tka("key", "sign-nodekeys", "--key", softhsm_token.uri(object="tl-key"),
                    "--in", str(infile), "--out", str(out), "--format", fmt, *extra,
@@ -205,7 +208,7 @@ def test_sign_nodekeys_output_verified_line_by_line(softhsm_token: Any, tmp_path
         for node_key, line in zip(keys, lines, strict=True):
             blob = base64.b64decode(line, validate=True) if fmt == "base64" else bytes.fromhex(line)
             nks = NodeKeySignature.from_cbor(blob)
-            assert nks.sig_kind == SigKind.DIRECT
+            assert nks.kind == SigKind.DIRECT
             assert nks.pubkey == b"np" + node_key
             assert nks.key_id == public
             if extra:

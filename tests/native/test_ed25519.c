@@ -207,8 +207,37 @@ static void test_pippenger_matches_straus(size_t n, int nbits) {
     free(scalars);
 }
 
+/* Lenient decoding: y + p (for y < 19, the only values with room below 2^255) decodes exactly
+ * like y, and re-encodes canonically as y. */
+static void test_noncanonical_y(void) {
+    static const uint8_t p_bytes[32] = {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+    int decodable = 0;
+    for (int y = 0; y < 19; y++)
+        for (int sign = 0; sign < 2; sign++) {
+            uint8_t canon[32] = {(uint8_t)y}, big[32];
+            canon[31] = (uint8_t)(sign << 7);
+            memcpy(big, p_bytes, 32);
+            big[0] = (uint8_t)(big[0] + y); /* 0xed + y < 0x100 for y < 19 */
+            big[31] |= (uint8_t)(sign << 7);
+            ge_p3 a, b;
+            int ok_a = ge_frombytes_lenient(&a, canon), ok_b = ge_frombytes_lenient(&b, big);
+            CHECK(ok_a == ok_b);
+            if (!ok_a) continue;
+            decodable++;
+            uint8_t ea[32], eb[32];
+            ge_tobytes(ea, &a);
+            ge_tobytes(eb, &b);
+            CHECK(memcmp(ea, eb, 32) == 0);
+            CHECK(ea[0] == y); /* canonical y, same value */
+        }
+    CHECK(decodable > 2); /* y = 0 and y = 1 at least, with both signs */
+}
+
 int main(void) {
     test_pow_x8();
+    test_noncanonical_y();
     test_pippenger_matches_straus(9, 128);
     test_pippenger_matches_straus(100, 128);
     test_pippenger_matches_straus(1500, 128);

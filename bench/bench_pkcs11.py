@@ -85,7 +85,7 @@ def main() -> int:
 
     import nacl.signing
     import pkcs11
-    import pkcs11.exceptions  # noqa: F401  (loaded before timing)
+    import pkcs11.exceptions  # loaded before timing
 
     from signer.backends import open_backend
     from signer.backends import pkcs11 as p11
@@ -117,17 +117,13 @@ def main() -> int:
             results.append(("backend", rate(lambda: [bare.sign(d) for d in digests] and None, n)))
             results.append(("backend+verify", rate(
                 lambda: [verified.sign(d) for d in digests] and None, n)))
-            try:
-                from signer.bulk import sign_node_keys
+            from signer.bulk import sign_node_keys
 
-                def whole() -> None:
-                    for _ in sign_node_keys(verified, node_keys):
-                        pass
+            def whole() -> None:
+                for _ in sign_node_keys(verified, node_keys):
+                    pass
 
-                results.append(("nks-whole-path", rate(whole, n)))
-            except ImportError as exc:  # the wire layer is not there yet
-                print(f"nks-whole-path: skipped ({exc})", file=sys.stderr)
-        del priv
+            results.append(("nks-whole-path", rate(whole, n)))
 
     machine = cpu_model()
     from verifier import ed25519

@@ -25,6 +25,15 @@ _RULES: dict[str, int] = {
 }
 
 
+def _native_failure(code: int) -> Exception:
+    """The exception for a negative return code of the native library (never a verdict)."""
+    if code == lib.TKA_ERR_NOMEM:
+        return MemoryError("native Ed25519 verification could not allocate memory")
+    if code == lib.TKA_ERR_RANDOM:
+        return OSError("the OS random generator (getrandom) failed during batch verification")
+    return RuntimeError(f"native Ed25519 verification failed with code {code}")
+
+
 def _rule_code(rule: str) -> int:
     try:
         return _RULES[rule]
@@ -40,7 +49,7 @@ def verify(public_key: bytes, message: bytes, signature: bytes, rule: Rule = "zi
     pk, msg, sig = bytes(public_key), bytes(message), bytes(signature)
     result: int = lib.tka_verify(pk, len(pk), msg, len(msg), sig, len(sig), code)
     if result < 0:
-        raise MemoryError(f"native Ed25519 verification failed with code {result}")
+        raise _native_failure(result)
     return result == 1
 
 
@@ -87,5 +96,5 @@ def _batch_zip215(
         b"".join(pks), b"".join(sigs), b"".join(msgs), offsets, n, out
     )
     if result < 0:
-        raise MemoryError(f"native Ed25519 batch verification failed with code {result}")
+        raise _native_failure(result)
     return list(map(bool, bytes(ffi.buffer(out))))

@@ -10,7 +10,8 @@
  * it agrees with single ZIP-215 verification, so on failure we bisect: with the z_i fixed the
  * combination is linear, so the right half's result follows from the whole and the left half
  * (one multi-scalar multiplication per level); small leaves are settled by exact single
- * verification.
+ * verification. Ranges of at most SMALL_RANGE signatures (small batches, deep bisection
+ * levels) use one Straus pass over all their R, A and B terms instead.
  */
 #define _DEFAULT_SOURCE 1
 #include <errno.h>

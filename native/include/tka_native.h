@@ -53,6 +53,15 @@ int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verd
 int tka_verify_batch_zip215_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_t *msgs,
                                    const size_t *msg_offsets, size_t n, uint8_t *verdicts);
 
+/* Each item verified on its own under `rule`: verdicts[i] is exactly what tka_verify would
+ * say (1 or 0), for either rule, with no batching equation. Work is shared across items: keys
+ * and R are decoded eight at a time, and for the cofactorless rule one field inversion serves
+ * 64 items. The way to check many rotation (cofactorless) signatures. Returns the number of
+ * valid items (capped at INT32_MAX) or a negative TKA_ERR_*. */
+int tka_verify_each(const tka_batch_item *items, size_t n, uint8_t *verdicts, int rule);
+int tka_verify_each_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_t *msgs,
+                           const size_t *msg_offsets, size_t n, uint8_t *verdicts, int rule);
+
 /* Which optional code paths this CPU runs (bit set = in use). TKA_NATIVE_NO_IFMA=1 in the
  * environment (read once, at first use) turns the IFMA path off. */
 #define TKA_FEATURE_IFMA 1       /* AVX-512 IFMA square roots and Pippenger buckets */

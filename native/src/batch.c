@@ -398,13 +398,10 @@ int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verd
     return valid > INT32_MAX ? INT32_MAX : (int)valid;
 }
 
-int tka_verify_batch_zip215_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_t *msgs,
-                                   const size_t *msg_offsets, size_t n, uint8_t *verdicts) {
-    if (n == 0) return 0;
-    if (pks == NULL || sigs == NULL || msg_offsets == NULL || verdicts == NULL)
-        return TKA_ERR_NOMEM;
+tka_batch_item *tka_items_from_packed(const uint8_t *pks, const uint8_t *sigs,
+                                      const uint8_t *msgs, const size_t *msg_offsets, size_t n) {
     tka_batch_item *items = malloc(n * sizeof(tka_batch_item));
-    if (items == NULL) return TKA_ERR_NOMEM;
+    if (items == NULL) return NULL;
     static const uint8_t empty[1] = {0};
     for (size_t i = 0; i < n; i++) {
         size_t start = msg_offsets[i], end = msg_offsets[i + 1];
@@ -419,6 +416,16 @@ int tka_verify_batch_zip215_packed(const uint8_t *pks, const uint8_t *sigs, cons
             items[i].msg_len = end - start;
         }
     }
+    return items;
+}
+
+int tka_verify_batch_zip215_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_t *msgs,
+                                   const size_t *msg_offsets, size_t n, uint8_t *verdicts) {
+    if (n == 0) return 0;
+    if (pks == NULL || sigs == NULL || msg_offsets == NULL || verdicts == NULL)
+        return TKA_ERR_NOMEM;
+    tka_batch_item *items = tka_items_from_packed(pks, sigs, msgs, msg_offsets, n);
+    if (items == NULL) return TKA_ERR_NOMEM;
     int rc = tka_verify_batch_zip215(items, n, verdicts);
     free(items);
     return rc;

@@ -7,6 +7,7 @@
 
 #include "ge.h"
 #include "sc.h"
+#include "tka_native.h"
 
 /* k = SHA-512(r || a || msg) mod L, over the raw bytes. */
 void ed25519_challenge(sc *k, const uint8_t r[32], const uint8_t a[32], const uint8_t *msg,
@@ -16,6 +17,11 @@ void ed25519_challenge(sc *k, const uint8_t r[32], const uint8_t a[32], const ui
  * TKA_ERR_NOMEM. */
 int ed25519_verify_zip215_decoded(const ge_p3 *a, const uint8_t pk[32], const uint8_t *msg,
                                   size_t msg_len, const uint8_t sig[64]);
+
+/* Items pointing into packed buffers (see tka_verify_batch_zip215_packed); malloc'd, NULL on
+ * allocation failure. */
+tka_batch_item *tka_items_from_packed(const uint8_t *pks, const uint8_t *sigs,
+                                      const uint8_t *msgs, const size_t *msg_offsets, size_t n);
 
 /* Fill buf with len bytes from the OS CSPRNG (getrandom). 0 on success, -1 on failure. */
 int tka_os_random(uint8_t *buf, size_t len);

@@ -273,6 +273,21 @@ static void test_garbage(void) {
     }
     CHECK(count == good);
     CHECK(count > N / 10); /* the valid third mostly survives (half get a flipped bit) */
+    /* tka_verify_each: per-item verdicts equal to tka_verify under both rules. */
+    for (int rule = 0; rule < 2; rule++) {
+        uint8_t each[N];
+        int n_ok = tka_verify_each(items, N, each, rule);
+        int sum = 0;
+        for (int i = 0; i < N; i++) {
+            int single = tka_verify(items[i].pk, 32, items[i].msg, items[i].msg_len, items[i].sig,
+                                    64, rule);
+            CHECK(each[i] == single);
+            sum += each[i];
+        }
+        CHECK(n_ok == sum);
+    }
+    uint8_t dummy[1];
+    CHECK(tka_verify_each(items, 1, dummy, 5) == TKA_ERR_RULE);
 }
 
 int main(void) {

@@ -186,6 +186,13 @@ def test_cofactorless_matches_openssl(cases: list[Case]) -> None:
     assert not mismatches, f"seed {SEED}: first mismatch {[x.hex() for x in mismatches[0]]}"
 
 
+def test_cofactorless_bulk_matches_openssl(cases: list[Case]) -> None:
+    # verify_batch(rule="cofactorless") checks each signature on its own in one native call
+    # (shared decoding and inversion); its verdicts must be the oracle's, item by item.
+    expected = [openssl_verdict(*c) for c in cases]
+    assert ed25519.verify_batch(cases, rule="cofactorless") == expected, f"seed {SEED}"
+
+
 def test_rules_differ_on_mixed_order_cases(cases: list[Case]) -> None:
     # Some cases are ZIP-215-valid yet cofactorless-invalid; none the other way round
     # (Go-valid implies ZIP-215-valid, notes §1).

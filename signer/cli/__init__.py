@@ -24,7 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 class UsageError(Exception):
-    """Wrong arguments: printed as a usage line, exit code 2."""
+    """Wrong arguments: one line on stderr, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # group not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
@@ -54,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = func(args)
     except UsageError as exc:
-        print(f"usage: {exc}", file=sys.stderr)
+        print(f"tka: {exc}", file=sys.stderr)
         return 2
     except TKAError as exc:
         print(f"tka: {exc}", file=sys.stderr)

@@ -29,17 +29,19 @@ from signer.node import NodeConfig, NodeState, default_control_path, default_sta
 from signer.render import LockStatus, PeerView, log_human, log_json, status_human, status_json
 from signer.sync_node import SyncResult, sync
 from verifier import authkey, revocation
-from verifier.aum import AUM
+from verifier.aum import AUM, MessageKind
 from verifier.authority import Authority, new_state_ids
 from verifier.builder import UpdateBuilder
 from verifier.disablement import disablement_kdf, new_disablement_secret
 from verifier.errors import DecodeError, NotTrustedError, TKAError
 from verifier.key import Key, ed25519_key
+from verifier.machine import verify_aum
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.signing import DigestSigner
 from verifier.state import State
 from verifier.storage import MemoryStorage
 from verifier.textforms import (
+    format_aum_hash,
     format_disablement_secret,
     format_disablement_value,
     format_nlpub,
@@ -505,15 +507,12 @@ def cmd_sign(args: argparse.Namespace) -> int:
     with session(args) as s:
         authority = s.require_authority()
         with s.backend() as backend:
-            try:
-                _require_trusted(authority, backend.public_key())
-            except NotTrustedError:
-                print(
-                    "Error: Signing is not available on this device because it does not have a "
-                    "trusted tailnet lock key.\n\nTry again on a signing device instead.\n",
-                    file=sys.stderr,
+            if not authority.key_trusted(backend.public_key()):
+                # One line instead of the reference's four-line banner (docs/cli.md).
+                raise NotTrustedError(
+                    "this node does not have a trusted tailnet lock key; signing is not "
+                    "available here, try again on a signing device"
                 )
-                raise
             nks = _direct_nks(backend, node_key, rotation)
         s.client.submit_signature(_b64(nks))
     return 0
@@ -583,7 +582,7 @@ def _secret_arg(args: argparse.Namespace) -> bytes:
     try:
         return parse_disablement_secret(text)
     except DecodeError as err:
-        raise UsageError(f"usage: tka disable <disablement-secret>: {err}") from None
+        raise UsageError(f"{err}; usage: tka disable <disablement-secret>") from None
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
@@ -601,7 +600,10 @@ def cmd_disable(args: argparse.Namespace) -> int:
 def cmd_disablement_kdf(args: argparse.Namespace) -> int:
     if len(args.args) != 1:
         raise UsageError("usage: tka disablement-kdf <hex-encoded-disablement-secret>")
-    secret = parse_bare_hex(args.args[0], "disablement secret")
+    try:
+        secret = parse_bare_hex(args.args[0], "disablement secret")
+    except DecodeError as err:
+        raise UsageError(str(err)) from None
     print(format_disablement_value(disablement_kdf(secret)))
     return 0
 
@@ -619,6 +621,22 @@ def cmd_local_disable(args: argparse.Namespace) -> int:
 # -- revocation -----------------------------------------------------------------------------------
 
 
+def _check_recovery(authority: Authority, aum: AUM) -> list[str]:
+    """Before co-signing: the blob must be a recovery checkpoint on our chain whose existing
+    signatures verify at its parent. The reference co-signs any AUM; we refuse to sign blind."""
+    if aum.kind != MessageKind.CHECKPOINT or aum.state is None or aum.prev_aum_hash is None:
+        raise CommandError(f"not a recovery AUM: a {aum.kind_name} message")
+    try:
+        verify_aum(authority.state_at(aum.prev_aum_hash), aum)
+    except TKAError as err:
+        raise CommandError(f"recovery AUM does not verify: {err}") from None
+    kept = {k.public for k in aum.state.trusted_keys}
+    removed = [k.public or b"" for k in authority.keys() if k.public not in kept]
+    return [f"recovery forks from {format_aum_hash(aum.prev_aum_hash)}"] + [
+        f"will revoke {format_tlpub(k)}" for k in removed
+    ]
+
+
 def cmd_revoke_keys(args: argparse.Namespace) -> int:
     prog = program_name()
     if args.cosign or args.finish:
@@ -630,6 +648,9 @@ def cmd_revoke_keys(args: argparse.Namespace) -> int:
             if args.cosign:
                 with s.backend() as backend:
                     signer = s.signer(backend, "aum")
+                    if any(sig.key_id == signer.key_id for sig in aum.signatures):
+                        raise CommandError("this node has already signed this recovery AUM")
+                    confirm(args, _check_recovery(s.require_authority(), aum), "co-sign it")
                     aum = revocation.add_cosignature(aum, signer.signature_for(aum.sig_hash()))
                 blob = revocation.to_blob(aum)
                 print("Co-signing completed successfully.\n")

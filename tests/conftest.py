@@ -27,9 +27,7 @@ Example:
 from __future__ import annotations
 
 import os
-import pty
 import secrets
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ from urllib.parse import quote
 
 import pytest
 
-SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+from signer.softhsm import SOFTHSM_MODULE, init_softhsm_token, write_softhsm_conf
 
 
 @dataclass(frozen=True)
@@ -63,46 +61,6 @@ class SoftHSMToken:
         env["TKA_PKCS11_MODULE"] = self.module_path
         env["TKA_PKCS11_PIN"] = self.pin
         return env
-
-
-def write_softhsm_conf(directory: Path) -> tuple[Path, Path]:
-    token_dir = directory / "tokens"
-    token_dir.mkdir(parents=True)
-    conf = directory / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {token_dir}\n"
-        "objectstore.backend = file\n"
-        "log.level = ERROR\n"
-        "slots.removable = false\n"
-        "slots.mechanisms = ALL\n"
-        "library.reset_on_fork = false\n"
-    )
-    return conf, token_dir
-
-
-def init_softhsm_token(conf: Path, label: str, so_pin: str, pin: str) -> None:
-    """`softhsm2-util --init-token --free`, with the PINs typed on a pseudo-terminal."""
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.Popen(
-            ["softhsm2-util", "--init-token", "--free", "--label", label],
-            stdin=slave,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, "SOFTHSM2_CONF": str(conf)},
-            start_new_session=True,
-        )
-        os.close(slave)
-        slave = -1
-        # SO PIN twice, then user PIN twice (softhsm2-util asks to re-enter each).
-        os.write(master, f"{so_pin}\n{so_pin}\n{pin}\n{pin}\n".encode())
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if slave >= 0:
-            os.close(slave)
-        os.close(master)
-    if proc.returncode != 0:
-        raise RuntimeError(f"softhsm2-util --init-token failed: {err.decode()} {out.decode()}")
 
 
 @pytest.fixture

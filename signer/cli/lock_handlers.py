@@ -637,6 +637,18 @@ def _check_recovery(authority: Authority, aum: AUM) -> list[str]:
     ]
 
 
+def _check_recovery_won(authority: Authority, recovery: AUM) -> None:
+    """A stored recovery AUM only helps if fork choice prefers it; say so when it did not."""
+    assert recovery.state is not None
+    kept = {k.public for k in recovery.state.trusted_keys}
+    still = [k.public or b"" for k in authority.keys() if k.public not in kept]
+    if still and authority.state_at(recovery.hash()) != authority.state:
+        raise CommandError(
+            f"the recovery AUM was accepted but lost fork resolution; {format_tlpub(still[0])} is "
+            "still trusted: gather more co-signatures (more votes than the competing update)"
+        )
+
+
 def cmd_revoke_keys(args: argparse.Namespace) -> int:
     prog = program_name()
     if args.cosign or args.finish:
@@ -670,6 +682,7 @@ def cmd_revoke_keys(args: argparse.Namespace) -> int:
                 confirm(args, [f"will submit recovery AUM {submit.hash()}"], "finish recovery")
                 s.client.sync_send(str(submit.hash()), [_b64(submit.to_cbor())], False)
                 s.resync()
+                _check_recovery_won(s.require_authority(), submit)
                 print("Recovery completed.")
         return 0
     keys = _keys(args.args)

@@ -56,7 +56,10 @@ def test_random_aums_encode_hash_and_validate_like_go(oracle: Oracle) -> None:
         assert ours.hash().hex() == go["hash"], ctx
         assert str(ours.hash()) == go["hash_text"], ctx
         assert ours.sig_hash().hex() == go["sighash"], ctx
-        assert _python_static_error(ours) == go["static_error"], ctx
+        # Validation is judged on what the bytes say: Go's in-memory struct can hold a present
+        # but empty field that omitempty never puts on the wire.
+        decoded = oracle.aum_decode(data)
+        assert _python_static_error(ours) == decoded["static_error"], ctx
 
 
 def test_random_nks_encode_and_sighash_like_go(oracle: Oracle) -> None:
@@ -185,14 +188,18 @@ def _random_updates(
     out: list[AUM] = []
     for _ in range(n):
         trusted = [s for s in signers if auth.key_trusted(bytes(s.verify_key))]
-        b = UpdateBuilder(auth, _signer(rng.choice(trusted)))
+        signer = rng.choice(trusted)
+        b = UpdateBuilder(auth, _signer(signer))
         r = rng.random()
         if r < 0.4:
             new = SigningKey(rng.randbytes(32))
             signers.append(new)
             b.add_key(ed25519_key(bytes(new.verify_key), votes=rng.randint(1, 5)))
         elif r < 0.6 and len(trusted) > 1:
-            b.remove_key(bytes(rng.choice(trusted).verify_key))
+            # Not the signer's own key: a cadence checkpoint after it would be signed by a key
+            # the state no longer trusts (the reference's builder has the same property).
+            others = [t for t in trusted if t is not signer]
+            b.remove_key(bytes(rng.choice(others).verify_key))
         elif r < 0.8:
             b.set_key_vote(bytes(rng.choice(trusted).verify_key), rng.randint(1, 9))
         else:
@@ -209,7 +216,10 @@ def test_random_chains_reach_the_same_head_and_state(oracle: Oracle) -> None:
     for n in (1, 7, 60, rng.randint(1, 120)):
         signers = [SigningKey(rng.randbytes(32))]
         auth, genesis = _authority(signers)
-        updates = _random_updates(rng, auth, signers, n)
+        try:
+            updates = _random_updates(rng, auth, signers, n)
+        except TKAError as err:
+            raise AssertionError(f"seed={seed} n={n}: {err}") from err
         go = oracle.bootstrap(genesis.to_cbor())
         assert go["error_text"] is None
         res = oracle.inform(go["handle"], [u.to_cbor() for u in updates])

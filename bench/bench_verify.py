@@ -210,7 +210,7 @@ def render(rows: list[tuple[str, float]], bad_ratio: float) -> str:
     few_keys = [
         (name, r)
         for name, r in rows
-        if "batch" in name and "100 keys" not in name and "threads" not in name
+        if name.startswith("ours batch n=") and "100 keys" not in name and "threads" not in name
     ]
     big = [(name, r) for name, r in few_keys if "n=64," not in name and "n=1000," not in name]
     if big:

@@ -28,6 +28,7 @@ extern "C" {
 #define TKA_ERR_RULE -1          /* unknown rule */
 #define TKA_ERR_NOMEM -2         /* allocation failed */
 #define TKA_ERR_RANDOM -3        /* the OS CSPRNG failed */
+#define TKA_ERR_ARG -4           /* a NULL array where n > 0 */
 
 int tka_verify(const uint8_t *pk, size_t pk_len, const uint8_t *msg, size_t msg_len,
                const uint8_t *sig, size_t sig_len, int rule);

@@ -387,7 +387,7 @@ done:
 
 int tka_verify_batch_zip215(const tka_batch_item *items, size_t n, uint8_t *verdicts) {
     if (n == 0) return 0;
-    if (items == NULL || verdicts == NULL) return TKA_ERR_NOMEM;
+    if (items == NULL || verdicts == NULL) return TKA_ERR_ARG;
     long valid = 0;
     for (size_t start = 0; start < n; start += BATCH_CHUNK) {
         size_t len = n - start < BATCH_CHUNK ? n - start : BATCH_CHUNK;
@@ -423,7 +423,7 @@ int tka_verify_batch_zip215_packed(const uint8_t *pks, const uint8_t *sigs, cons
                                    const size_t *msg_offsets, size_t n, uint8_t *verdicts) {
     if (n == 0) return 0;
     if (pks == NULL || sigs == NULL || msg_offsets == NULL || verdicts == NULL)
-        return TKA_ERR_NOMEM;
+        return TKA_ERR_ARG;
     tka_batch_item *items = tka_items_from_packed(pks, sigs, msgs, msg_offsets, n);
     if (items == NULL) return TKA_ERR_NOMEM;
     int rc = tka_verify_batch_zip215(items, n, verdicts);

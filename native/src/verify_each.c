@@ -117,7 +117,7 @@ static int verify_group(const tka_batch_item *items, size_t n, uint8_t *verdicts
 int tka_verify_each(const tka_batch_item *items, size_t n, uint8_t *verdicts, int rule) {
     if (rule != TKA_RULE_ZIP215 && rule != TKA_RULE_COFACTORLESS) return TKA_ERR_RULE;
     if (n == 0) return 0;
-    if (items == NULL || verdicts == NULL) return TKA_ERR_NOMEM;
+    if (items == NULL || verdicts == NULL) return TKA_ERR_ARG;
     long valid = 0;
     for (size_t start = 0; start < n; start += GROUP) {
         size_t len = n - start < GROUP ? n - start : GROUP;
@@ -131,7 +131,7 @@ int tka_verify_each_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_
     if (rule != TKA_RULE_ZIP215 && rule != TKA_RULE_COFACTORLESS) return TKA_ERR_RULE;
     if (n == 0) return 0;
     if (pks == NULL || sigs == NULL || msg_offsets == NULL || verdicts == NULL)
-        return TKA_ERR_NOMEM;
+        return TKA_ERR_ARG;
     tka_batch_item *items = tka_items_from_packed(pks, sigs, msgs, msg_offsets, n);
     if (items == NULL) return TKA_ERR_NOMEM;
     int rc = tka_verify_each(items, n, verdicts, rule);

@@ -130,6 +130,8 @@ static void test_batch(size_t n, size_t nkeys) {
 static void test_batch_malformed(void) {
     uint8_t v[3] = {9, 9, 9};
     CHECK(tka_verify_batch_zip215(NULL, 0, v) == 0);
+    CHECK(tka_verify_batch_zip215(NULL, 2, v) == TKA_ERR_ARG);
+    CHECK(tka_verify_each(NULL, 2, v, TKA_RULE_COFACTORLESS) == TKA_ERR_ARG);
     tka_batch_item items[3];
     uint8_t zeros[64] = {0}, sbig[64];
     memset(sbig, 0xff, 64);

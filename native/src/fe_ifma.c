@@ -1,5 +1,5 @@
 /*
- * Eight field exponentiations at once with AVX-512 IFMA (vpmadd52luq/vpmadd52huq).
+ * Eight-lane field arithmetic with AVX-512 IFMA (vpmadd52luq/vpmadd52huq).
  *
  * Batch verification spends most of its time in one square root per signature (the R
  * decompression), a chain of 252 squarings that cannot be shared between signatures. With
@@ -7,6 +7,9 @@
  * representation is the scalar code's radix 2^51 (limbs < 2^52, which IFMA multiplies
  * exactly); a 52x52-bit product's high half lands at bit 52 = 51 + 1, so high halves are
  * doubled into the next column, and 2^255 = 19 folds the top columns.
+ *
+ * The same lanes also run Pippenger's bucket additions eight at a time (buckets gathered,
+ * updated with the mixed-addition formula, scattered back), the other half of a batch.
  *
  * Compiled for any x86-64 with a per-function target attribute and used only when the CPU
  * reports avx512f + avx512ifma at run time; elsewhere the portable four-lane code runs.

@@ -97,15 +97,15 @@ static uint64_t key_hash(const uint8_t b[32], uint64_t seed) {
 
 #define KEY_NOMEM (UINT32_MAX - 1)
 
-/* Returns the key index for pk, decoding it on first sight; UINT32_MAX if it doesn't decode,
- * KEY_NOMEM if the key table can't grow. */
+/* Returns the key index for pk (added on first sight, not yet decoded), or KEY_NOMEM if the
+ * key table can't grow. */
 static uint32_t key_lookup(batch_ctx *ctx, key_map *map, const uint8_t pk[32]) {
     size_t pos = (size_t)key_hash(pk, map->seed) & map->mask;
     for (;;) {
         uint32_t slot = map->slots[pos];
         if (slot == 0) break;
         batch_key *k = &ctx->keys[slot - 1];
-        if (memcmp(k->bytes, pk, 32) == 0) return k->ok ? slot - 1 : UINT32_MAX;
+        if (memcmp(k->bytes, pk, 32) == 0) return slot - 1;
         pos = (pos + 1) & map->mask;
     }
     if (ctx->nkeys == ctx->keys_cap) {
@@ -117,11 +117,29 @@ static uint32_t key_lookup(batch_ctx *ctx, key_map *map, const uint8_t pk[32]) {
     }
     batch_key *k = &ctx->keys[ctx->nkeys];
     memcpy(k->bytes, pk, 32);
-    k->ok = ge_frombytes_lenient(&k->point, pk);
-    if (k->ok) ge_affine_p3_to_niels(&k->niels, &k->point);
+    k->ok = 0; /* decoded later, eight keys at a time (decode_keys) */
     map->slots[pos] = (uint32_t)(ctx->nkeys + 1);
     ctx->nkeys++;
-    return k->ok ? (uint32_t)(ctx->nkeys - 1) : UINT32_MAX;
+    return (uint32_t)(ctx->nkeys - 1);
+}
+
+/* Decode every key found, eight at a time (the square roots run in parallel lanes). */
+static void decode_keys(batch_ctx *ctx) {
+    for (size_t c = 0; c < ctx->nkeys; c += 8) {
+        const uint8_t *encs[8];
+        ge_p3 pts[8];
+        int ok[8];
+        size_t lanes = ctx->nkeys - c < 8 ? ctx->nkeys - c : 8;
+        for (size_t j = 0; j < 8; j++) encs[j] = ctx->keys[c + (j < lanes ? j : 0)].bytes;
+        ge_frombytes_lenient_x8(pts, ok, encs);
+        for (size_t j = 0; j < lanes; j++) {
+            batch_key *k = &ctx->keys[c + j];
+            k->ok = ok[j];
+            if (!k->ok) continue;
+            k->point = pts[j];
+            ge_affine_p3_to_niels(&k->niels, &k->point);
+        }
+    }
 }
 
 /* Back from (y+x, y-x, 2dxy) of an affine point to extended coordinates (x = (a - b)/2). */
@@ -306,11 +324,20 @@ static int verify_chunk(const tka_batch_item *items, size_t n, uint8_t *verdicts
             rc = TKA_ERR_NOMEM;
             goto done;
         }
-        if (key == UINT32_MAX) continue;
         ctx.item_index[candidates] = i;
         ctx.key_index[candidates] = key;
         candidates++;
     }
+    /* Keys that don't decode make their signatures invalid. */
+    decode_keys(&ctx);
+    size_t kept = 0;
+    for (size_t c = 0; c < candidates; c++) {
+        if (!ctx.keys[ctx.key_index[c]].ok) continue;
+        ctx.item_index[kept] = ctx.item_index[c];
+        ctx.key_index[kept] = ctx.key_index[c];
+        kept++;
+    }
+    candidates = kept;
     /* Decode R eight at a time (the square roots dominate the cost of a batch), and keep
      * the signatures whose R decodes, compacting the arrays in place. */
     for (size_t c = 0; c < candidates; c += 8) {

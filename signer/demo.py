@@ -89,7 +89,7 @@ def run(root: Path) -> None:
     d.tka("phone", "node", "register", "--name", "phone")
     d.tka("phone", "status")
     d.tka("phone", "sign", d.node_key("phone"), ok=False)
-    d.tka("admin", "sign", d.node_key("phone"), d.lock_key("phone"))
+    d.tka("admin", "sign", "--yes", d.node_key("phone"), d.lock_key("phone"))
     d.tka("phone", "status")
 
     d.step("A pre-approved auth key: the server enrols with no further signing")

@@ -133,13 +133,14 @@ def _guarded(handler: Handler) -> Handler:
 
 
 def confirm(args: argparse.Namespace, plan: Sequence[str], action: str) -> None:
-    """Show `plan` on stderr; go on if --yes, or if the person at the terminal says yes."""
-    for line in plan:
-        print(line, file=sys.stderr)
+    """Go on if --yes; else show `plan` on the terminal and ask. Without a terminal, refuse in
+    one line (scripts must say --yes explicitly)."""
     if args.confirm:
         return
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise NeedsConfirmation(f"refusing to {action} without confirmation; re-run with --yes")
+    for line in plan:
+        print(line, file=sys.stderr)
     print(f"Proceed to {action}? [y/N] ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):

@@ -513,6 +513,11 @@ def cmd_sign(args: argparse.Namespace) -> int:
                     "this node does not have a trusted tailnet lock key; signing is not "
                     "available here, try again on a signing device"
                 )
+            signer_key = format_tlpub(backend.public_key())
+            plan = [f"will sign {format_node_public(node_key)} with {signer_key}"]
+            if rotation:
+                plan.append(f"rotation key: {format_tlpub(rotation)}")
+            confirm(args, plan, "sign this node key")
             nks = _direct_nks(backend, node_key, rotation)
         s.client.submit_signature(_b64(nks))
     return 0
@@ -600,8 +605,9 @@ def cmd_disable(args: argparse.Namespace) -> int:
 def cmd_disablement_kdf(args: argparse.Namespace) -> int:
     if len(args.args) != 1:
         raise UsageError("usage: tka disablement-kdf <hex-encoded-disablement-secret>")
+    text = read_secret_argument(args.args[0], "disablement secret (hex)")
     try:
-        secret = parse_bare_hex(args.args[0], "disablement secret")
+        secret = parse_bare_hex(text, "disablement secret")
     except DecodeError as err:
         raise UsageError(str(err)) from None
     print(format_disablement_value(disablement_kdf(secret)))

@@ -133,7 +133,9 @@ def test_enable_sign_enrol_add_remove_log(tailnet: Tailnet, softhsm_token: objec
     assert f"\ttka sign {phone_key} {net.lock_public('phone')}" in phone_human
 
     # Signing with the HSM key lets it in.
-    net.ok("admin", "sign", phone_key, net.lock_public("phone"))
+    refused = net.fails("admin", "sign", phone_key, code=2)  # no terminal, no --yes
+    assert "without confirmation" in refused
+    net.ok("admin", "sign", "--yes", phone_key, net.lock_public("phone"))
     assert net.status("phone")["NodeKeySigned"] is True
     assert phone_key not in net.ok("admin", "status")
 
@@ -152,7 +154,7 @@ def test_enable_sign_enrol_add_remove_log(tailnet: Tailnet, softhsm_token: objec
 
     # Add the laptop's key, then remove the admin key with re-signing done from the laptop.
     net.ok("admin", "add", "--yes", net.lock_public("laptop"))
-    net.ok("admin", "sign", net.node_key("tablet"))
+    net.ok("admin", "sign", "--yes", net.node_key("tablet"))
     net.ok("laptop", "remove", "--yes", net.lock_public("admin"))
     trusted = [k["Public"] for k in net.status("laptop")["TrustedKeys"]]  # type: ignore[index]
     assert net.lock_public("admin") not in trusted
@@ -176,12 +178,12 @@ def test_revoke_a_compromised_key_with_two_cosigners(
     net.ok("ops", "node", "register", "--name", "ops")
     net.ok("rogue", "node", "register", "--name", "rogue")
     for node in ("ops", "rogue"):
-        net.ok("admin", "sign", net.node_key(node))
+        net.ok("admin", "sign", "--yes", net.node_key(node))
     net.ok("admin", "add", "--yes", net.lock_public("laptop"), net.lock_public("ops"))
     net.ok("admin", "add", "--yes", net.lock_public("rogue"))
     # The rogue key signs in an attacker's node.
     net.ok("attacker", "node", "register", "--name", "attacker")
-    net.ok("rogue", "sign", net.node_key("attacker"))
+    net.ok("rogue", "sign", "--yes", net.node_key("attacker"))
     assert net.status("attacker")["NodeKeySigned"] is True
 
     out = net.ok("admin", "revoke-keys", net.lock_public("rogue"))
@@ -239,7 +241,7 @@ def test_bad_input_is_one_line_and_changes_nothing(tailnet: Tailnet, softhsm_tok
     net.fails("admin", "add", "--yes", "tlpub:" + "11" * 31, code=2)
     net.fails("admin", "revoke-keys", "--cosign", "NOTHEX", code=1)
     assert "not a recovery AUM" in net.fails("admin", "revoke-keys", "--cosign", "--yes", "A0")
-    err = net.fails("admin", "sign", "nodekey:" + "42" * 32)
+    err = net.fails("admin", "sign", "--yes", "nodekey:" + "42" * 32)
     assert "no node with key" in err
     assert "no node state" in net.fails("ghost", "status")
     assert net.fails("admin", "disablement-kdf", "zz", code=2)
@@ -253,7 +255,7 @@ def test_the_same_story_over_http(tmp_path: Path, softhsm_token: object) -> None
         net = Tailnet(tmp_path, server.url, env)
         _enable(net, softhsm_token.uri(object="admin-lock-key"))  # type: ignore[attr-defined]
         net.ok("phone", "node", "register", "--name", "phone")
-        net.ok("admin", "sign", net.node_key("phone"))
+        net.ok("admin", "sign", "--yes", net.node_key("phone"))
         assert net.status("phone")["NodeKeySigned"] is True
     finally:
         server.shutdown()

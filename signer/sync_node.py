@@ -12,6 +12,7 @@ from signer.control_client import ControlClient
 from signer.node import NodeState
 from verifier.aum import AUM
 from verifier.authority import Authority
+from verifier.compaction import compact
 from verifier.errors import ControlError, SyncError, TKAError
 from verifier.storage import FilesystemStorage
 from verifier.sync import SyncOffer, missing_aums, sync_offer
@@ -88,4 +89,7 @@ def sync(node: NodeState, client: ControlClient) -> SyncResult:
             if received:
                 authority.inform(received)
             client.sync_send(str(authority.head), [_b64(a.to_cbor()) for a in to_send], False)
+        # As tailscaled does after every sync: forget what is old and no longer needed.
+        compact(authority.storage, authority.head)
+        authority = Authority.open(authority.storage)
     return SyncResult(authority, netmap)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"go4.org/mem"
 	"tailscale.com/tka"
@@ -46,6 +47,9 @@ type request struct {
 
 	Text string `json:"text"`
 	Hash Hex    `json:"hash"`
+
+	MinChain int   `json:"min_chain"`
+	MinAgeNS int64 `json:"min_age_ns"`
 }
 
 type builderOp struct {
@@ -591,6 +595,36 @@ var ops = map[string]func(*server, *request) (response, error){
 		}
 		res["nks"] = hex.EncodeToString(out)
 		return res, nil
+	},
+
+	// compact: Authority.Compact with the given MinChain and MinAge (nanoseconds); reports the
+	// AUMs left in the store and the new last-active ancestor.
+	"compact": func(s *server, r *request) (response, error) {
+		a, err := s.get(r)
+		if err != nil {
+			return nil, err
+		}
+		store, ok := a.store.(tka.CompactableChonk)
+		if !ok {
+			return nil, badRequest("store is not compactable")
+		}
+		opts := tka.CompactionOptions{MinChain: r.MinChain, MinAge: time.Duration(r.MinAgeNS)}
+		if err := a.a.Compact(store, opts); err != nil {
+			return response{"error_text": err.Error()}, nil
+		}
+		all, err := store.AllAUMs()
+		if err != nil {
+			return nil, err
+		}
+		left := make([]string, len(all))
+		for i, h := range all {
+			left[i] = hexHash(h)
+		}
+		lai, err := store.LastActiveAncestor()
+		if err != nil {
+			return nil, err
+		}
+		return response{"error_text": nil, "aums": left, "lai": hexHash(*lai)}, nil
 	},
 
 	// resign: tka.ResignNKS (a node re-signing its signature for a new node key).

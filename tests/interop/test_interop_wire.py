@@ -356,3 +356,44 @@ def test_sync_offers_and_missing_aums_match_go(oracle: Oracle) -> None:
             got = [a.to_cbor().hex() for a in missing]
             assert got == expected["aums"], f"seed={seed} cut={cut}"
     oracle.close_authority(handle)
+
+
+def test_compaction_keeps_and_purges_what_go_does(oracle: Oracle) -> None:
+    import time
+
+    from verifier.compaction import compact
+
+    seed = _seed()
+    rng = random.Random(seed)
+    for trial, (length, min_chain) in enumerate([(30, 5), (120, 24), (160, 10), (8, 24)]):
+        signers = [SigningKey(rng.randbytes(32))]
+        auth, genesis = _authority(signers)
+        chain = [genesis, *_random_updates(rng, auth, signers, length)]
+        side: list[AUM] = []
+        for _ in range(rng.randint(0, 4)):  # forks that lose (no-ops off older AUMs)
+            parent = rng.choice(chain[:-1])
+            state = auth.state_at(parent.hash())
+            signer = next(s for s in signers if state.get_key(bytes(s.verify_key)))
+            aum = AUM(kind=MessageKind.NO_OP, prev_aum_hash=bytes(parent.hash()))
+            aum = aum.add_signature(_signer(signer).signature_for(aum.sig_hash()))
+            side.append(aum)
+        if side:
+            auth.inform(side)
+        everything = [*chain, *side]
+        go = oracle.open([a.to_cbor() for a in everything], lai=bytes(genesis.hash()))
+        handle = go["handle"]
+        assert go["head"] == auth.head.hex()
+        go_res = oracle.call("compact", handle=handle, min_chain=min_chain, min_age_ns=1)
+        ctx = f"seed={seed} trial={trial}"
+        storage = MemoryStorage()
+        storage.commit_verified_aums(everything)
+        storage.set_last_active_ancestor(genesis.hash())
+        if go_res["error_text"] is not None:
+            with pytest.raises(TKAError):
+                compact(storage, auth.head, min_chain, 1e-9, now=time.time() + 1)
+            continue
+        start = compact(storage, auth.head, min_chain, 1e-9, now=time.time() + 1)
+        assert start.hex() == go_res["lai"], ctx
+        assert sorted(h.hex() for h in storage.all_aums()) == sorted(go_res["aums"]), ctx
+        assert Authority.open(storage).head == auth.head, ctx
+        oracle.close_authority(handle)

@@ -48,6 +48,8 @@ type request struct {
 	Text string `json:"text"`
 	Hash Hex    `json:"hash"`
 
+	Deeplink map[string]string `json:"deeplink"`
+
 	MinChain int   `json:"min_chain"`
 	MinAgeNS int64 `json:"min_age_ns"`
 }
@@ -625,6 +627,30 @@ var ops = map[string]func(*server, *request) (response, error){
 			return nil, err
 		}
 		return response{"error_text": nil, "aums": left, "lai": hexHash(*lai)}, nil
+	},
+
+	// deeplink_new / deeplink_validate: Authority.NewDeeplink and ValidateDeeplink.
+	"deeplink_new": func(s *server, r *request) (response, error) {
+		a, err := s.get(r)
+		if err != nil {
+			return nil, err
+		}
+		p := r.Deeplink
+		url, err := a.a.NewDeeplink(tka.NewDeeplinkParams{NodeKey: p["nk"], TLPub: p["tp"],
+			DeviceName: p["dn"], OSName: p["os"], LoginName: p["em"]})
+		if err != nil {
+			return response{"error_text": err.Error()}, nil
+		}
+		return response{"error_text": nil, "url": url}, nil
+	},
+	"deeplink_validate": func(s *server, r *request) (response, error) {
+		a, err := s.get(r)
+		if err != nil {
+			return nil, err
+		}
+		v := a.a.ValidateDeeplink(r.Text)
+		return response{"valid": v.IsValid, "error": v.Error, "nk": v.NodeKey, "tp": v.TLPub,
+			"dn": v.DeviceName, "os": v.OSName, "em": v.EmailAddress}, nil
 	},
 
 	// resign: tka.ResignNKS (a node re-signing its signature for a new node key).

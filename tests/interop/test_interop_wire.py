@@ -397,3 +397,33 @@ def test_compaction_keeps_and_purges_what_go_does(oracle: Oracle) -> None:
         assert sorted(h.hex() for h in storage.all_aums()) == sorted(go_res["aums"]), ctx
         assert Authority.open(storage).head == auth.head, ctx
         oracle.close_authority(handle)
+
+
+def test_deeplinks_match_go(oracle: Oracle) -> None:
+    from verifier.deeplink import new_deeplink, validate_deeplink
+
+    rng = random.Random(_seed())
+    auth, genesis = _authority([SigningKey(rng.randbytes(32))])
+    handle = oracle.bootstrap(genesis.to_cbor())["handle"]
+    id1 = auth.state.state_id1
+    cases = [
+        ("nodekey:" + rng.randbytes(32).hex(), "tlpub:" + rng.randbytes(32).hex(),
+         "my laptop+1", "macOS 15/ü", "a.b+c@example.com"),
+        ("nodekey:" + "00" * 32, "tlpub:" + "11" * 32, "d&n=x", "linux", "é ~_.-"),
+    ]
+    for nk, tp, dn, os_name, em in cases:
+        ours = new_deeplink(id1, nk, tp, dn, os_name, em)
+        go = oracle.call("deeplink_new", handle=handle,
+                         deeplink={"nk": nk, "tp": tp, "dn": dn, "os": os_name, "em": em})
+        assert go["error_text"] is None and ours == go["url"]
+        tampered = ours.replace("hm=", "hm=00")
+        no_os = ours.replace("os=", "xx=")
+        for url in (ours, tampered, no_os, ours.replace("/v1/", "/v1"), "http://sign-device/v1/",
+                    ours.replace("hm=", "hm=zz")):
+            res = oracle.call("deeplink_validate", handle=handle, text=url)
+            mine = validate_deeplink(url, id1)
+            assert mine.valid == res["valid"], url
+            if mine.valid:
+                assert (mine.node_key, mine.tlpub, mine.device_name, mine.os_name, mine.email) == (
+                    res["nk"], res["tp"], res["dn"], res["os"], res["em"])
+    oracle.close_authority(handle)

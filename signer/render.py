@@ -120,7 +120,7 @@ def key_json(key: Key) -> dict[str, Any]:
     doc["Votes"] = key.votes
     doc["Public"] = tlpub(key.public or b"")
     if key.meta:
-        doc["Meta"] = dict(key.meta)
+        doc["Meta"] = dict(sorted(key.meta.items()))  # Go sorts map keys
     return doc
 
 
@@ -254,7 +254,7 @@ def _go_key_struct(key: Key) -> dict[str, Any]:
         "Kind": key.kind,
         "Votes": key.votes,
         "Public": _b64_or_null(key.public),
-        "Meta": dict(key.meta) if key.meta else None,
+        "Meta": dict(sorted(key.meta.items())) if key.meta else None,
     }
 
 
@@ -279,7 +279,7 @@ def _go_aum_struct(aum: AUM) -> dict[str, Any]:
         "KeyID": _b64_or_null(aum.key_id) if aum.key_id else None,
         "State": state,
         "Votes": aum.votes,
-        "Meta": dict(aum.meta) if aum.meta else None,
+        "Meta": dict(sorted(aum.meta.items())) if aum.meta else None,
         "Signatures": [
             {"KeyID": _b64_or_null(sig.key_id), "Signature": _b64_or_null(sig.signature)}
             for sig in aum.signatures
@@ -349,7 +349,7 @@ def aum_json(aum: AUM) -> dict[str, Any]:
     if aum.votes:
         doc["Votes"] = aum.votes
     if aum.meta is not None:
-        doc["Meta"] = dict(aum.meta)
+        doc["Meta"] = dict(sorted(aum.meta.items()))
     if aum.signatures:
         doc["Signatures"] = [
             {"KeyID": tlpub(s.key_id or b""), "Signature": _urlsafe_b64(s.signature or b"")}

@@ -6,8 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"time"
+
+	"tailscale.com/feature/tailnetlock/tslockjsonv1"
+	"tailscale.com/ipn/ipnstate"
+	"tailscale.com/tailcfg"
 
 	"go4.org/mem"
 	"tailscale.com/tka"
@@ -49,6 +55,7 @@ type request struct {
 	Hash Hex    `json:"hash"`
 
 	Deeplink map[string]string `json:"deeplink"`
+	Status   *jStatus          `json:"status"`
 
 	MinChain int   `json:"min_chain"`
 	MinAgeNS int64 `json:"min_age_ns"`
@@ -653,6 +660,45 @@ var ops = map[string]func(*server, *request) (response, error){
 			"dn": v.DeviceName, "os": v.OSName, "em": v.EmailAddress}, nil
 	},
 
+	// log_json: what `tailscale lock log --json` prints for these AUMs (newest first).
+	"log_json": func(_ *server, r *request) (response, error) {
+		aums, err := decodeAUMs(r.AUMs)
+		if err != nil {
+			return nil, err
+		}
+		updates := make([]ipnstate.NetworkLockUpdate, len(aums))
+		for i, a := range aums {
+			updates[i] = ipnstate.NetworkLockUpdate{Hash: a.Hash(), Change: a.MessageKind.String(),
+				Raw: a.Serialize()}
+		}
+		resp, err := tslockjsonv1.LogResponse(updates)
+		if err != nil {
+			return response{"error_text": err.Error()}, nil
+		}
+		var out bytes.Buffer
+		enc := json.NewEncoder(&out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(resp); err != nil {
+			return nil, err
+		}
+		return response{"error_text": nil, "text": out.String()}, nil
+	},
+
+	// status_json: what `tailscale lock status --json` prints for this status.
+	"status_json": func(_ *server, r *request) (response, error) {
+		st, err := statusToGo(r.Status)
+		if err != nil {
+			return nil, badRequest("status: %v", err)
+		}
+		var out bytes.Buffer
+		enc := json.NewEncoder(&out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(tslockjsonv1.StatusResponse(st)); err != nil {
+			return nil, err
+		}
+		return response{"text": out.String()}, nil
+	},
+
 	// resign: tka.ResignNKS (a node re-signing its signature for a new node key).
 	"resign": func(_ *server, r *request) (response, error) {
 		priv, err := nlFromSeed(r.Seed)
@@ -702,4 +748,95 @@ func stateOf(a *authority) (response, error) {
 		return nil, errors.New("state IDs disagree between StateIDs() and the state copy")
 	}
 	return response{"head": hexHash(head), "state": st, "oldest": oldest}, nil
+}
+
+type jPeer struct {
+	Name     string   `json:"name"`
+	ID       int64    `json:"id"`
+	StableID string   `json:"stable_id"`
+	IPs      []string `json:"ips"`
+	NodeKey  Hex      `json:"node_key"`
+	NKS      Hex      `json:"nks"`
+}
+
+type jStatus struct {
+	Enabled bool    `json:"enabled"`
+	Head    Hex     `json:"head"`
+	Public  Hex     `json:"public"`
+	NodeKey Hex     `json:"node_key"`
+	Signed  bool    `json:"signed"`
+	NKS     Hex     `json:"nks"`
+	Keys    []jKey  `json:"keys"`
+	Visible []jPeer `json:"visible"`
+	Filter  []jPeer `json:"filtered"`
+	StateID uint64  `json:"state_id"`
+}
+
+func peersToGo(list []jPeer) ([]*ipnstate.TKAPeer, error) {
+	out := make([]*ipnstate.TKAPeer, 0, len(list))
+	for _, p := range list {
+		nk, err := nodeKey(p.NodeKey)
+		if err != nil {
+			return nil, err
+		}
+		peer := &ipnstate.TKAPeer{Name: p.Name, ID: tailcfg.NodeID(p.ID),
+			StableID: tailcfg.StableNodeID(p.StableID), NodeKey: nk}
+		for _, ip := range p.IPs {
+			addr, err := netip.ParseAddr(ip)
+			if err != nil {
+				return nil, err
+			}
+			peer.TailscaleIPs = append(peer.TailscaleIPs, addr)
+		}
+		if p.NKS != nil {
+			if err := peer.NodeKeySignature.Unserialize(p.NKS); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, peer)
+	}
+	return out, nil
+}
+
+func statusToGo(j *jStatus) (*ipnstate.TailnetLockStatus, error) {
+	if j == nil {
+		return nil, errors.New("missing")
+	}
+	st := &ipnstate.TailnetLockStatus{Enabled: j.Enabled, NodeKeySigned: j.Signed, StateID: j.StateID}
+	if j.Head != nil {
+		var h [32]byte
+		copy(h[:], j.Head)
+		st.Head = &h
+	}
+	if j.Public != nil {
+		st.PublicKey = key.NLPublicFromEd25519Unsafe(ed25519.PublicKey(j.Public))
+	}
+	if j.NodeKey != nil {
+		nk, err := nodeKey(j.NodeKey)
+		if err != nil {
+			return nil, err
+		}
+		st.NodeKey = &nk
+	}
+	if j.NKS != nil {
+		var sig tka.NodeKeySignature
+		if err := sig.Unserialize(j.NKS); err != nil {
+			return nil, err
+		}
+		st.NodeKeySignature = &sig
+	}
+	for _, k := range j.Keys {
+		gk := keyToGo(k)
+		st.TrustedKeys = append(st.TrustedKeys, ipnstate.TKAKey{Kind: gk.Kind.String(),
+			Key: key.NLPublicFromEd25519Unsafe(ed25519.PublicKey(gk.Public)), Metadata: gk.Meta,
+			Votes: gk.Votes})
+	}
+	var err error
+	if st.VisiblePeers, err = peersToGo(j.Visible); err != nil {
+		return nil, err
+	}
+	if st.FilteredPeers, err = peersToGo(j.Filter); err != nil {
+		return nil, err
+	}
+	return st, nil
 }

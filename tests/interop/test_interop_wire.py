@@ -213,7 +213,7 @@ def _random_updates(
 def test_random_chains_reach_the_same_head_and_state(oracle: Oracle) -> None:
     seed = _seed()
     rng = random.Random(seed)
-    for n in (1, 7, 60, rng.randint(1, 120)):
+    for n in (1, 7, 60, rng.randint(1, 500), 500):
         signers = [SigningKey(rng.randbytes(32))]
         auth, genesis = _authority(signers)
         try:
@@ -225,6 +225,13 @@ def test_random_chains_reach_the_same_head_and_state(oracle: Oracle) -> None:
         res = oracle.inform(go["handle"], [u.to_cbor() for u in updates])
         assert res["error_text"] is None, f"seed={seed} n={n}"
         assert res["head"] == auth.head.hex(), f"seed={seed} n={n}"
+        go_state = oracle.state(go["handle"])["state"]
+        ours = auth.state
+        assert [(k["public"], k["votes"], k["meta"] or {}) for k in go_state["keys"]] == [
+            ((k.public or b"").hex(), k.votes, dict(k.meta)) for k in ours.trusted_keys
+        ], f"seed={seed} n={n}"
+        assert go_state["disablement"] == [v.hex() for v in ours.disablement_values or ()]
+        assert (go_state["id1"], go_state["id2"]) == (ours.state_id1, ours.state_id2)
         oracle.close_authority(go["handle"])
 
 
@@ -295,6 +302,30 @@ def _verdict(state: State, node_key: bytes, nks: bytes) -> str | None:
     except TKAError as err:
         return str(err)
     return None
+
+
+def test_signatures_by_a_removed_key_stop_authorizing(oracle: Oracle) -> None:
+    rng = random.Random(_seed())
+    seed_b = rng.randbytes(32)
+    a, b = SigningKey(rng.randbytes(32)), SigningKey(seed_b)
+    auth, genesis = _authority([a, b])
+    handle = oracle.bootstrap(genesis.to_cbor())["handle"]
+    node = rng.randbytes(32)
+    desc = tka_gen.direct_nks(seed_b, node, None)
+    nks = bytes.fromhex(oracle.nks_encode(desc)["cbor"])
+    assert _verdict(auth.state, node, nks) is None
+    before = oracle.call("nka", handle=handle, node_key=node.hex(), cbor=nks.hex())
+    assert before["error_text"] is None
+    builder = UpdateBuilder(auth, _signer(a))
+    builder.remove_key(bytes(b.verify_key))
+    updates = builder.finalize()
+    auth.inform(updates)
+    oracle.inform(handle, [u.to_cbor() for u in updates])
+    go = oracle.call("nka", handle=handle, node_key=node.hex(), cbor=nks.hex())["error_text"]
+    ours = _verdict(auth.state, node, nks)
+    assert go is not None and ours is not None
+    assert "key not found" in go and "key not found" in ours
+    oracle.close_authority(handle)
 
 
 def test_node_key_verdicts_match_go(oracle: Oracle) -> None:

@@ -244,6 +244,12 @@ def test_bad_input_is_one_line_and_changes_nothing(tailnet: Tailnet, softhsm_tok
     err = net.fails("admin", "sign", "--yes", "nodekey:" + "42" * 32)
     assert "no node with key" in err
     assert "no node state" in net.fails("ghost", "status")
+    # Corrupt local storage is reported, never repaired or extended.
+    victim = next(p for p in (net.root / "admin" / "tka").rglob("*") if p.is_file()
+                  and len(p.name) == 52)
+    victim.write_bytes(victim.read_bytes()[:-3])
+    assert "corrupt AUM file" in net.fails("admin", "status")
+    assert "corrupt AUM file" in net.fails("admin", "sign", "--yes", net.node_key("laptop"))
     assert net.fails("admin", "disablement-kdf", "zz", code=2)
 
 

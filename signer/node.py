@@ -28,13 +28,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+import nacl.bindings
 
 from verifier.errors import DecodeError, StorageError
+from verifier.storage.atomic import atomic_write
+from verifier.textforms import format_node_public
 
 NODE_KEY_PREFIX = "privkey:"
-NODE_PUBLIC_PREFIX = "nodekey:"
 CONFIG_VERSION = 1
 
 
@@ -53,53 +53,11 @@ def default_control_path() -> Path:
     return data_dir() / "control.sqlite"
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` atomically: temp file beside it, fsync, chmod, rename."""
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f"{path.name}.tmp{secrets.token_hex(6)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # the umask may have narrowed O_CREAT's mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def node_public_from_private(private: bytes) -> bytes:
-    """The X25519 public key of a node private key (Tailscale clamps inside X25519 as well)."""
+    """The X25519 public key of a node private key (clamped as X25519 always is)."""
     if len(private) != 32:
         raise DecodeError(f"node private key must be 32 bytes, got {len(private)}")
-    pub = X25519PrivateKey.from_private_bytes(private).public_key()
-    return pub.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def parse_node_public(text: str) -> bytes:
-    """`nodekey:<64 hex>` → 32 bytes (spec §1.3; upper- or lower-case hex)."""
-    if not text.startswith(NODE_PUBLIC_PREFIX):
-        raise DecodeError(f"node key {text[:20]!r} must start with {NODE_PUBLIC_PREFIX!r}")
-    body = text[len(NODE_PUBLIC_PREFIX) :]
-    if len(body) != 64:
-        raise DecodeError(f"node key must have 64 hex digits after {NODE_PUBLIC_PREFIX!r}")
-    try:
-        return bytes.fromhex(body)
-    except ValueError:
-        raise DecodeError("node key is not valid hex") from None
-
-
-def node_public_text(public: bytes) -> str:
-    return NODE_PUBLIC_PREFIX + public.hex()
+    return bytes(nacl.bindings.crypto_scalarmult_base(private))
 
 
 @dataclass(frozen=True)
@@ -206,7 +164,7 @@ class NodeState:
         return node_public_from_private(self.node_private())
 
     def node_key_text(self) -> str:
-        return node_public_text(self.node_public())
+        return format_node_public(self.node_public())
 
     # -- local authority ---------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ StorageError naming the file; nothing is repaired.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterable
@@ -19,32 +18,11 @@ from pathlib import Path
 from verifier.aum import AUM
 from verifier.errors import DecodeError, StorageError
 from verifier.hashes import AUMHash
+from verifier.storage.atomic import atomic_write
 from verifier.storage.base import StoredRecord
 from verifier.textforms import format_aum_hash, parse_aum_hash
 
 LAST_ACTIVE_ANCESTOR = "last_active_ancestor"
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Temp file in the same directory, fsync, chmod, rename: a crash leaves the old file."""
-    tmp = path.with_name(f"{path.name}.tmp{secrets.token_hex(6)}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {err.strerror}") from None
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class FilesystemStorage:

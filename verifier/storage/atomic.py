@@ -1,0 +1,37 @@
+"""Atomic replacement of a file: a temporary file beside it, fsync, chmod, rename, fsync of the
+directory. A crash at any point leaves either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from verifier.errors import StorageError
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    directory = path.parent
+    tmp = directory / f"{path.name}.tmp{secrets.token_hex(6)}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, mode)  # after writing: the umask may have narrowed O_CREAT's mode
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as err:
+        raise StorageError(f"cannot write {path}: {err.strerror}") from None

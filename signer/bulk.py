@@ -22,37 +22,30 @@ from typing import Literal, TextIO
 from signer.backends.base import KeyBackend, SigningContext
 from verifier.errors import DecodeError, SignerError
 from verifier.nks import NodeKeySignature, SigKind
-from verifier.textforms import node_key_binary
+from verifier.textforms import (
+    format_node_public,
+    node_key_binary,
+    parse_nl_public,
+    parse_node_public,
+)
 
-NODEKEY_PREFIX = "nodekey:"
 OutputFormat = Literal["base64", "hex"]
 
 
-def parse_node_key(text: str, where: str = "node key") -> bytes:
-    """`nodekey:<64 hex>` → 32 raw bytes (spec §1.3)."""
-    if not text.startswith(NODEKEY_PREFIX):
-        raise DecodeError(f"{where}: expected 'nodekey:<64 hex digits>', got {text[:24]!r}")
-    body = text[len(NODEKEY_PREFIX):]
-    if len(body) != 64:
-        raise DecodeError(f"{where}: 'nodekey:' needs 64 hex digits, got {len(body)}")
+def _named(parse: Callable[[str], bytes], text: str, where: str) -> bytes:
+    """A text-form parser whose errors say where the text came from."""
     try:
-        return bytes.fromhex(body)
-    except ValueError:
-        raise DecodeError(f"{where}: 'nodekey:' key is not valid hex") from None
+        return parse(text)
+    except DecodeError as err:
+        raise DecodeError(f"{where}: {err}") from None
+
+
+def parse_node_key(text: str, where: str = "node key") -> bytes:
+    return _named(parse_node_public, text, where)
 
 
 def parse_tl_public(text: str, where: str = "rotation key") -> bytes:
-    """`tlpub:`/`nlpub:` + 64 hex → 32 raw bytes (spec §1.3)."""
-    for prefix in ("nlpub:", "tlpub:"):
-        if text.startswith(prefix):
-            body = text[len(prefix):]
-            if len(body) != 64:
-                raise DecodeError(f"{where}: {prefix} needs 64 hex digits, got {len(body)}")
-            try:
-                return bytes.fromhex(body)
-            except ValueError:
-                raise DecodeError(f"{where}: {prefix} key is not valid hex") from None
-    raise DecodeError(f"{where}: expected 'tlpub:<64 hex digits>', got {text[:24]!r}")
+    return _named(parse_nl_public, text, where)
 
 
 def read_node_keys(lines: Iterable[str], source: str) -> list[bytes]:
@@ -110,7 +103,7 @@ def sign_node_keys(
             digest,
             SigningContext(
                 purpose="node-key-signature",
-                summary=f"authorize node key {NODEKEY_PREFIX}{node_key.hex()}",
+                summary=f"authorize node key {format_node_public(node_key)}",
                 payload=unsigned.to_cbor(),
             ),
         )

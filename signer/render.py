@@ -136,6 +136,7 @@ class PeerView:
     tailscale_ips: tuple[str, ...]
     node_key: bytes
     signature: NodeKeySignature | None = None
+    lock_key: bytes | None = None  # the peer's tailnet-lock key, when control reports it
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,12 @@ def status_human(st: LockStatus) -> str:
         for peer in st.filtered_peers:
             ips = ",".join(peer.tailscale_ips)
             out.append(f"\t{peer.dns_name}\t{ips}\t{peer.stable_id}\t{nodekey(peer.node_key)}")
+        # Beyond the reference: the command that lets each of them in (docs/cli.md).
+        out.append("")
+        out.append("To sign them, run on a node with a trusted key:")
+        for peer in st.filtered_peers:
+            rotation = f" {tlpub(peer.lock_key)}" if peer.lock_key else ""
+            out.append(f"\t{SIGN_COMMAND} {nodekey(peer.node_key)}{rotation}")
     return "\n".join(out) + "\n"
 
 

@@ -331,6 +331,7 @@ def _peer_view(doc: dict[str, object], sig: NodeKeySignature | None) -> PeerView
         tailscale_ips=tuple(str(a) for a in doc.get("Addresses") or []),  # type: ignore[attr-defined]
         node_key=parse_node_public(str(doc["NodeKey"])),
         signature=sig,
+        lock_key=parse_nl_public(str(doc["NLKey"])) if doc.get("NLKey") else None,
     )
 
 

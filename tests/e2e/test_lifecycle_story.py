@@ -128,6 +128,7 @@ def test_enable_sign_enrol_add_remove_log(tailnet: Tailnet, softhsm_token: objec
     human = net.ok("admin", "status")
     assert "The following nodes are locked out by tailnet lock" in human
     assert phone_key in human
+    assert f"\ttka sign {phone_key} {net.lock_public('phone')}" in human
     assert net.status("phone")["NodeKeySigned"] is False
     phone_human = net.ok("phone", "status")
     assert f"\ttka sign {phone_key} {net.lock_public('phone')}" in phone_human

@@ -245,6 +245,8 @@ def test_bad_input_is_one_line_and_changes_nothing(tailnet: Tailnet, softhsm_tok
     err = net.fails("admin", "sign", "--yes", "nodekey:" + "42" * 32)
     assert "no node with key" in err
     assert "no node state" in net.fails("ghost", "status")
+    unreachable = Tailnet(net.root, "http://127.0.0.1:9", net.env)
+    assert "cannot reach the coordination service" in unreachable.fails("admin", "status")
     # Corrupt local storage is reported, never repaired or extended.
     victim = next(p for p in (net.root / "admin" / "tka").rglob("*") if p.is_file()
                   and len(p.name) == 52)

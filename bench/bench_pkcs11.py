@@ -8,7 +8,7 @@ Rows:
   raw-pkcs11        python-pkcs11 `priv.sign(digest, mechanism=EDDSA)`, one session
   backend           our Pkcs11Backend.sign (lock, checks), no verification
   backend+verify    the same through VerifiedBackend (verifies under ZIP-215 and cofactorless)
-  nks-whole-path    signer.bulk.sign_node_keys: build direct NKS, SigHash, verified sign, CBOR
+  nks-whole-path    signer.bulk.sign_node_keys: build the direct NKS, SigHash, verified sign, CBOR
 
 The token lives in a throw-away directory; its PIN is typed into softhsm2-util on a pty.
 `--write-docs` replaces the "PKCS#11 signing" section of docs/benchmarks.md with the figures.

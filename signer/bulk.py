@@ -14,17 +14,14 @@ so we omit the field instead, and refuse an all-zero rotation key outright.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, TextIO
 
-from signer.backends.base import KeyBackend, SigningContext
+from signer.backends.base import KeyBackend
+from signer.nks_signing import sign_direct_nks
 from verifier.errors import DecodeError, SignerError
-from verifier.nks import NodeKeySignature, SigKind
 from verifier.textforms import (
-    format_node_public,
-    node_key_binary,
     parse_nl_public,
     parse_node_public,
 )
@@ -72,19 +69,6 @@ def check_rotation_key(rotation_public: bytes | None) -> None:
         )
 
 
-def build_direct_nks(
-    signer_public: bytes, node_key: bytes, rotation_public: bytes | None
-) -> NodeKeySignature:
-    """The unsigned direct NKS (spec §7.4)."""
-    check_rotation_key(rotation_public)
-    return NodeKeySignature(
-        kind=SigKind.DIRECT,
-        pubkey=node_key_binary(node_key),
-        key_id=signer_public,
-        wrapping_pubkey=rotation_public or b"",
-    )
-
-
 def sign_node_keys(
     backend: KeyBackend,
     node_keys: Iterable[bytes],
@@ -93,21 +77,11 @@ def sign_node_keys(
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
     """Yield the serialized, signed direct NKS for each node key, in order."""
-    signer_public = backend.public_key()
+    check_rotation_key(rotation_public)
     for count, node_key in enumerate(node_keys, start=1):
         if len(node_key) != 32:
             raise SignerError(f"node key #{count} is {len(node_key)} bytes, expected 32")
-        unsigned = build_direct_nks(signer_public, node_key, rotation_public)
-        digest = unsigned.sig_hash()
-        signature = backend.sign(
-            digest,
-            SigningContext(
-                purpose="node-key-signature",
-                summary=f"authorize node key {format_node_public(node_key)}",
-                payload=unsigned.to_cbor(),
-            ),
-        )
-        yield dataclasses.replace(unsigned, signature=signature).to_cbor()
+        yield sign_direct_nks(backend, node_key, rotation_public or b"")
         if on_progress is not None:
             on_progress(count)
 

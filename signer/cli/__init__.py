@@ -20,6 +20,7 @@ from verifier.errors import TKAError
 COMMAND_MODULES: tuple[str, ...] = (
     "signer.cli.key_commands",
     "signer.cli.lock_commands",
+    "signer.cli.offline_commands",
 )
 
 

@@ -46,14 +46,14 @@ class CommandError(TKAError):
     """A refusal of a lock command (not enabled, already enabled, not trusted, ...)."""
 
 
-class NeedsConfirmation(Exception):
-    """A mutating command ran without a terminal and without --yes."""
+class NeedsConfirmation(UsageError):
+    """A mutating command ran without a terminal and without --yes: one line, exit code 2."""
 
 
 # -- shared arguments ---------------------------------------------------------------------------
 
 
-def _common_parser() -> argparse.ArgumentParser:
+def common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("node and service")
     group.add_argument(
@@ -117,21 +117,6 @@ def _bool_value(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
 
 
-def _guarded(handler: Handler) -> Handler:
-    """Turn a refused confirmation into one line on stderr and exit code 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except NeedsConfirmation as exc:
-            print(f"tka: {exc}", file=sys.stderr)
-            return 2
-
-    run.__name__ = handler.__name__
-    run.__doc__ = handler.__doc__
-    return run
-
-
 def confirm(args: argparse.Namespace, plan: Sequence[str], action: str) -> None:
     """Go on if --yes; else show `plan` on the terminal and ask. Without a terminal, refuse in
     one line (scripts must say --yes explicitly)."""
@@ -176,11 +161,11 @@ def _read_file_argument(value: str) -> str:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = _common_parser()
+    common = common_parser()
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
         p = subparsers.add_parser(name, parents=[common], help=help_text, description=help_text)
-        p.set_defaults(func=_guarded(handler))
+        p.set_defaults(func=handler)
         return p
 
     from signer.cli import lock_handlers as h
@@ -243,7 +228,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="auth key (may be a wrapped --TL key); file:PATH or '-' for stdin")
     r.add_argument("--lock-key", metavar="URI",
                    help="lock-key backend URI; default: a new file key in the state directory")
-    r.set_defaults(func=_guarded(h.cmd_node_register))
+    r.set_defaults(func=h.cmd_node_register)
 
 
 def program_name() -> str:

@@ -25,6 +25,7 @@ from signer.backends.file import write_new_key_file
 from signer.cli import UsageError
 from signer.cli.lock_commands import CommandError, confirm, program_name, read_secret_argument
 from signer.control_client import ControlClient, open_transport
+from signer.nks_signing import sign_direct_nks
 from signer.node import NodeConfig, NodeState, default_control_path, default_state_dir
 from signer.render import LockStatus, PeerView, log_human, log_json, status_human, status_json
 from signer.sync_node import SyncResult, sync
@@ -276,7 +277,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             signatures = {}
             for item in need:
                 rotation = base64.b64decode(item["RotationPubkey"] or "")
-                nks = _direct_nks(
+                nks = sign_direct_nks(
                     backend, parse_node_public(item["NodePublic"]), rotation
                 )
                 signatures[str(item["NodeID"])] = _b64(nks)
@@ -297,28 +298,6 @@ def cmd_init(args: argparse.Namespace) -> int:
         print("Initialization complete.")
         s.resync()
     return 0
-
-
-def _direct_nks(backend: KeyBackend, node_key: bytes, rotation: bytes) -> bytes:
-    """A direct NKS signed by our lock key. An all-zero rotation key is never emitted (spec §18,
-    item 1): the reference does, and rotations on top of it can be forged."""
-    if rotation == bytes(32):
-        rotation = b""
-    unsigned = NodeKeySignature(
-        kind=SigKind.DIRECT,
-        pubkey=node_key_binary(node_key),
-        key_id=backend.public_key(),
-        wrapping_pubkey=rotation,
-    )
-    signature = backend.sign(
-        unsigned.sig_hash(),
-        SigningContext(
-            purpose="node-key-signature",
-            summary=f"authorize node key {format_node_public(node_key)}",
-            payload=unsigned.to_cbor(),
-        ),
-    )
-    return replace(unsigned, signature=signature).to_cbor()
 
 
 # -- status and log -------------------------------------------------------------------------------
@@ -474,7 +453,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
                             authority.node_key_authorized(node_key, raw)
                         except TKAError as err:
                             raise CommandError(f"signature {i} is not valid: {err}") from None
-                        new = _direct_nks(backend, node_key, old.wrapping_public() or b"")
+                        new = sign_direct_nks(backend, node_key, old.wrapping_public() or b"")
                         s.client.submit_signature(_b64(new))
                         resigned += 1
         else:
@@ -519,7 +498,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
             if rotation:
                 plan.append(f"rotation key: {format_tlpub(rotation)}")
             confirm(args, plan, "sign this node key")
-            nks = _direct_nks(backend, node_key, rotation)
+            nks = sign_direct_nks(backend, node_key, rotation)
         s.client.submit_signature(_b64(nks))
     return 0
 

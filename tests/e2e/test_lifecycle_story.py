@@ -4,116 +4,20 @@ SQLite file (and once over real HTTP on loopback)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import sqlite3
-import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tailnet_harness import Tailnet, enable
 
 from control.http import serve
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Tailnet:
-    root: Path
-    control: str
-    env: dict[str, str]
-
-    def tka(
-        self, node: str, *args: str, stdin: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        argv = [*args, "--state", str(self.root / node), "--control", self.control]
-        return subprocess.run(
-            [sys.executable, "-m", "signer.cli", *argv],
-            cwd=REPO, env=self.env, input=stdin, capture_output=True, text=True, timeout=120,
-        )
-
-    def ok(self, node: str, *args: str, stdin: str | None = None) -> str:
-        proc = self.tka(node, *args, stdin=stdin)
-        assert proc.returncode == 0, f"tka {' '.join(args)} failed: {proc.stderr}"
-        return proc.stdout
-
-    def fails(self, node: str, *args: str, code: int = 1, stdin: str | None = None) -> str:
-        """A refused command: one line on stderr, the given exit code, nothing changed."""
-        before = self.snapshot()
-        proc = self.tka(node, *args, stdin=stdin)
-        assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("tka: "), proc.stderr
-        assert "Traceback" not in proc.stderr
-        assert self.snapshot() == before, f"storage changed after a failed `{' '.join(args)}`"
-        return lines[0]
-
-    def lock_public(self, node: str) -> str:
-        return "tlpub:" + json.loads((self.root / node / "node.json").read_text())["LockPublic"]
-
-    def node_key(self, node: str) -> str:
-        doc = self.status(node)
-        return str(doc["NodeKey"])
-
-    def status(self, node: str) -> dict[str, object]:
-        result: dict[str, object] = json.loads(self.ok(node, "status", "--json"))
-        return result
-
-    def snapshot(self) -> dict[str, str]:
-        """Every node's files byte for byte, and the service's rows (WAL-independent)."""
-        out: dict[str, str] = {}
-        for path in sorted(self.root.rglob("*")):
-            if path.is_file() and path.name != ".lock" and "softhsm" not in path.parts:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                out[str(path.relative_to(self.root))] = digest
-        db = self.root / "control.db"
-        if db.exists():
-            conn = sqlite3.connect(db)
-            out["control.db"] = hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
-            conn.close()
-            for name in list(out):
-                if name.startswith("control.db"):
-                    if name != "control.db":
-                        del out[name]
-        return out
-
-
-@pytest.fixture
-def tailnet(tmp_path: Path, softhsm_token: object) -> Iterator[Tailnet]:
-    token = softhsm_token
-    env = token.env()  # type: ignore[attr-defined]
-    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
-    yield Tailnet(tmp_path, str(tmp_path / "control.db"), env)
-
-
-def _enable(net: Tailnet, hsm_uri: str) -> list[str]:
-    gen = subprocess.run(
-        [sys.executable, "-m", "signer.cli", "key", "generate", hsm_uri],
-        cwd=REPO, env=net.env, capture_output=True, text=True, timeout=60,
-    )
-    assert gen.returncode == 0, gen.stderr
-    net.ok("admin", "node", "register", "--name", "admin", "--lock-key", hsm_uri)
-    net.ok("laptop", "node", "register", "--name", "laptop")
-    admin_key = net.lock_public("admin")
-    preview = net.ok("admin", "init", "--gen-disablements", "3", admin_key)
-    assert "If this is correct, please re-run this command with the --confirm flag:" in preview
-    assert net.status("admin")["Enabled"] is False  # nothing happened without --confirm
-    out = net.ok("admin", "init", "--gen-disablements", "3", "--confirm", admin_key)
-    secrets = re.findall(r"^\tdisablement-secret:([0-9A-F]{64})$", out, re.M)
-    assert len(secrets) == 3
-    assert out.rstrip().endswith("Initialization complete.")
-    return secrets
 
 
 def test_enable_sign_enrol_add_remove_log(tailnet: Tailnet, softhsm_token: object) -> None:
     net = tailnet
     hsm_uri = softhsm_token.uri(object="admin-lock-key")  # type: ignore[attr-defined]
-    secrets = _enable(net, hsm_uri)
+    secrets = enable(net, hsm_uri)
     assert len(set(secrets)) == 3
     for node in ("admin", "laptop"):
         st = net.status(node)
@@ -175,7 +79,7 @@ def test_revoke_a_compromised_key_with_two_cosigners(
 ) -> None:
     net = tailnet
     hsm_uri = softhsm_token.uri(object="admin-lock-key")  # type: ignore[attr-defined]
-    _enable(net, hsm_uri)
+    enable(net, hsm_uri)
     net.ok("ops", "node", "register", "--name", "ops")
     net.ok("rogue", "node", "register", "--name", "rogue")
     for node in ("ops", "rogue"):
@@ -209,7 +113,7 @@ def test_disable_wrong_then_right_secret_and_local_disable(
 ) -> None:
     net = tailnet
     hsm_uri = softhsm_token.uri(object="admin-lock-key")  # type: ignore[attr-defined]
-    secrets = _enable(net, hsm_uri)
+    secrets = enable(net, hsm_uri)
     net.ok("phone", "node", "register", "--name", "phone")
     net.status("phone")  # syncs: the phone now enforces lock
 
@@ -233,7 +137,7 @@ def test_bad_input_is_one_line_and_changes_nothing(tailnet: Tailnet, softhsm_tok
     hsm_uri = softhsm_token.uri(object="admin-lock-key")  # type: ignore[attr-defined]
     net.ok("early", "node", "register", "--name", "early")
     assert "not enabled" in net.fails("early", "add", "--yes", net.lock_public("early"))
-    _enable(net, hsm_uri)
+    enable(net, hsm_uri)
     assert "already enabled" in net.fails(
         "admin", "init", "--confirm", net.lock_public("admin")
     )
@@ -262,7 +166,7 @@ def test_the_same_story_over_http(tmp_path: Path, softhsm_token: object) -> None
         env = softhsm_token.env()  # type: ignore[attr-defined]
         env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
         net = Tailnet(tmp_path, server.url, env)
-        _enable(net, softhsm_token.uri(object="admin-lock-key"))  # type: ignore[attr-defined]
+        enable(net, softhsm_token.uri(object="admin-lock-key"))  # type: ignore[attr-defined]
         net.ok("phone", "node", "register", "--name", "phone")
         net.ok("admin", "sign", "--yes", net.node_key("phone"))
         assert net.status("phone")["NodeKeySigned"] is True

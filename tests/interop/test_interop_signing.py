@@ -12,7 +12,8 @@ from nacl.signing import SigningKey
 from tka_oracle import Oracle
 
 from signer.backends import open_backend
-from signer.cli.lock_handlers import _direct_nks, _signature_from_auth_key
+from signer.cli.lock_handlers import _signature_from_auth_key
+from signer.nks_signing import sign_direct_nks
 from verifier import authkey, revocation
 from verifier.aum import AUM
 from verifier.authority import Authority, new_state_ids
@@ -173,7 +174,7 @@ def test_keys_in_softhsm_sign_what_go_accepts(oracle: Oracle, softhsm_token: Any
             res = oracle.inform(go["handle"], [u.to_cbor() for u in updates])
             assert res["error_text"] is None and res["head"] == updates[-1].hash().hex()
             node_key = os.urandom(32)
-            nks = _direct_nks(backend, node_key, os.urandom(32))
+            nks = sign_direct_nks(backend, node_key, os.urandom(32))
             verdict = oracle.call("nka", handle=go["handle"], node_key=node_key.hex(),
                                   cbor=nks.hex())
             assert verdict["error_text"] is None

@@ -9,7 +9,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from signer.backends.file import FileBackend, write_new_key_file
-from signer.cli.lock_handlers import _direct_nks
+from signer.nks_signing import sign_direct_nks
 from verifier.nks import NodeKeySignature
 
 
@@ -18,6 +18,6 @@ def test_we_never_emit_an_all_zero_wrapping_key(rotation: bytes, tmp_path: Path)
     path = tmp_path / "lock.key"
     write_new_key_file(path)
     with FileBackend(path) as backend:
-        nks = NodeKeySignature.from_cbor(_direct_nks(backend, os.urandom(32), rotation))
+        nks = NodeKeySignature.from_cbor(sign_direct_nks(backend, os.urandom(32), rotation))
     assert nks.wrapping_pubkey == b""
     assert nks.key_id == bytes(SigningKey(FileBackend(path).seed()).verify_key)

@@ -1,0 +1,152 @@
+"""Signing builders: AUMs and node-key signatures made with any key backend, checked before use.
+
+The whole API (everything returns only after verifying what it built, with the verifier's own
+rules, so a faulty token or a wrong key never produces a signature we publish):
+
+- `sign_aum(backend, aum) -> AUM` — signs `aum.sig_hash()` (§4.1) and appends
+  `Signature(key_id=<backend public key>, signature)` (the KeyID of an Ed25519 key is its public
+  key, §1.4). Existing signatures are kept, so co-signing is calling it again with another key.
+- `sign_direct(backend, node_key, rotation_public=None) -> NodeKeySignature` — a direct NKS
+  (§3.5) by the backend's lock key; `rotation_public` is the node's wrapping key for later
+  rotations. An all-zero rotation key is never emitted (spec §18 item 1): it is dropped.
+- `make_credential(backend, wrapping_public) -> NodeKeySignature` — a credential NKS: the
+  backend's key authorizes whoever holds the wrapping key's private half to sign node keys.
+- `wrap_auth_key(backend, auth_key) -> str` — a fresh random wrapping key W, a credential for W
+  signed by the backend, and the `<authkey>--TL<b64 NKS>-<b64 W private>` text of spec §11.
+- `sign_rotation(wrapping_private, node_key, previous, rotation_public=None) -> NodeKeySignature`
+  — a rotation NKS (§7.2) over `previous` (a credential, or an earlier direct/rotation NKS),
+  signed by the 64-byte wrapping private key (seed ‖ public) the previous level names.
+
+The backend's key must be trusted for the result to authorize anything; that is the
+authority's business (§7.3), not checked here. Each builder checks the signature itself (§7.2
+against the backend's public key as the trusted key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import nacl.signing
+
+from signer.backends.base import KeyBackend, SigningContext
+from signer.nks_signing import sign_direct_nks
+from verifier import authkey, ed25519
+from verifier.aum import AUM, message_kind_name
+from verifier.errors import SignatureError, SignerError
+from verifier.key import Signature, ed25519_key
+from verifier.nks import NodeKeySignature, SigKind, verify_nks
+from verifier.textforms import format_node_public, node_key_binary
+
+_ZERO_KEY = bytes(32)
+
+
+def sign_aum(backend: KeyBackend, aum: AUM) -> AUM:
+    """`aum` with one more signature, by `backend`'s key, over its SigHash."""
+    digest = aum.sig_hash()
+    public = backend.public_key()
+    signature = backend.sign(
+        digest,
+        SigningContext(
+            purpose="aum",
+            summary=f"sign a tailnet-lock {message_kind_name(aum.kind)} update",
+            payload=aum.with_signatures(()).to_cbor(),
+        ),
+    )
+    # AUM signatures are checked with ZIP-215 by nodes (§4.3); require the stricter rule here so
+    # what we publish is accepted by verifiers using either.
+    if not ed25519.verify(public, digest, signature, rule="cofactorless"):
+        raise SignerError(
+            f"{backend.describe()} produced an AUM signature that does not verify; do not use "
+            "this key"
+        )
+    return aum.add_signature(Signature(key_id=public, signature=signature))
+
+
+def _checked(nks: NodeKeySignature, node_key: bytes, trusted_public: bytes, what: str) -> None:
+    try:
+        verify_nks(nks, node_key, ed25519_key(trusted_public))
+    except SignatureError as err:
+        raise SignerError(
+            f"the {what} we built does not verify ({err}); nothing was emitted"
+        ) from None
+
+
+def sign_direct(
+    backend: KeyBackend, node_key: bytes, rotation_public: bytes | None = None
+) -> NodeKeySignature:
+    """A direct NKS for the 32-byte `node_key`, signed by `backend`."""
+    if rotation_public is not None and len(rotation_public) != 32:
+        raise SignerError(f"rotation key is {len(rotation_public)} bytes; want 32 (Ed25519)")
+    nks = NodeKeySignature.from_cbor(
+        sign_direct_nks(backend, node_key, rotation_public or b"")
+    )
+    _checked(nks, node_key, backend.public_key(), "node-key signature")
+    return nks
+
+
+def make_credential(backend: KeyBackend, wrapping_public: bytes) -> NodeKeySignature:
+    """A credential NKS: `backend`'s key delegates node-key signing to `wrapping_public`."""
+    if len(wrapping_public) != 32:
+        raise SignerError(f"wrapping key is {len(wrapping_public)} bytes; want 32 (Ed25519)")
+    if wrapping_public == _ZERO_KEY:
+        # §18 item 1: anyone can "sign" for the all-zero point; never delegate to it.
+        raise SignerError("refusing an all-zero wrapping key: anyone could sign with it")
+    unsigned = NodeKeySignature(
+        kind=SigKind.CREDENTIAL, key_id=backend.public_key(), wrapping_pubkey=wrapping_public
+    )
+    signature = backend.sign(
+        unsigned.sig_hash(),
+        SigningContext(
+            purpose="node-key-signature",
+            summary="create a credential that lets its holder authorize new node keys",
+            payload=unsigned.to_cbor(),
+        ),
+    )
+    nks = replace(unsigned, signature=signature)
+    _checked(nks, _ZERO_KEY, backend.public_key(), "credential")
+    return nks
+
+
+def wrap_auth_key(backend: KeyBackend, auth_key: str) -> str:
+    """A pre-signed auth key (§11): nodes that enroll with it sign their own rotation NKS."""
+    if authkey.SEPARATOR in auth_key:
+        raise SignerError("the auth key is already wrapped; pass the plain tskey-auth-… key")
+    wrapping = nacl.signing.SigningKey.generate()
+    credential = make_credential(backend, bytes(wrapping.verify_key))
+    return authkey.wrap(auth_key, credential, bytes(wrapping) + bytes(wrapping.verify_key))
+
+
+def sign_rotation(
+    wrapping_private: bytes,
+    node_key: bytes,
+    previous: NodeKeySignature,
+    rotation_public: bytes | None = None,
+) -> NodeKeySignature:
+    """A rotation NKS for `node_key` nesting `previous`, signed by the wrapping key `previous`
+    names. `rotation_public` (optional, never all-zero) is the wrapping key for the next
+    rotation."""
+    if len(wrapping_private) != 64:
+        raise SignerError("the wrapping private key is 64 bytes (seed and public key)")
+    signing = nacl.signing.SigningKey(wrapping_private[:32])
+    public = bytes(signing.verify_key)
+    if public != wrapping_private[32:]:
+        raise SignerError("wrapping private key: the seed does not match the public half")
+    if previous.wrapping_public() != public:
+        raise SignerError(
+            "the previous signature does not name this wrapping key; it cannot be rotated with it"
+        )
+    if rotation_public is not None and len(rotation_public) != 32:
+        raise SignerError(f"rotation key is {len(rotation_public)} bytes; want 32 (Ed25519)")
+    unsigned = NodeKeySignature(
+        kind=SigKind.ROTATION,
+        pubkey=node_key_binary(node_key),
+        nested=previous,
+        wrapping_pubkey=b"" if rotation_public in (None, _ZERO_KEY) else rotation_public,
+    )
+    nks = replace(unsigned, signature=signing.sign(unsigned.sig_hash()).signature)
+    # The whole chain is checked against the key the initial signature names (§7.2).
+    trusted = previous.initial_signature().key_id
+    if len(trusted) != 32:
+        raise SignerError("the previous signature names no Ed25519 signing key (KeyID)")
+    _checked(nks, node_key, trusted, f"rotation for {format_node_public(node_key)}")
+    return nks

@@ -77,9 +77,7 @@ def sign_direct(
     """A direct NKS for the 32-byte `node_key`, signed by `backend`."""
     if rotation_public is not None and len(rotation_public) != 32:
         raise SignerError(f"rotation key is {len(rotation_public)} bytes; want 32 (Ed25519)")
-    nks = NodeKeySignature.from_cbor(
-        sign_direct_nks(backend, node_key, rotation_public or b"")
-    )
+    nks = NodeKeySignature.from_cbor(sign_direct_nks(backend, node_key, rotation_public or b""))
     _checked(nks, node_key, backend.public_key(), "node-key signature")
     return nks
 

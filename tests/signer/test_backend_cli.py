@@ -296,3 +296,45 @@ def test_token_removed_mid_run_and_pin_never_on_argv(softhsm_token: Any, tmp_pat
     assert "reconnect it and run the command again" in last
     assert softhsm_token.pin not in text and softhsm_token.pin.encode() not in stdout
     assert not out.exists()
+
+
+def _set_token_flags(token: Any, extra: int) -> None:
+    """SoftHSM never sets USER_PIN_FINAL_TRY or USER_PIN_LOCKED itself (it has no retry limit),
+    but it reports whatever token flags its token file stores (attribute CKA_OS_TOKENFLAGS,
+    vendor type 0x8000534B, an unsigned long). OR `extra` into it, as a token near lockout
+    would report."""
+    (path,) = token.token_dir.glob("*/token.object")
+    data = bytearray(path.read_bytes())
+    at = data.find(bytes.fromhex("000000008000534b") + (2).to_bytes(8, "big"))
+    assert at >= 0, "SoftHSM token file layout changed"
+    value = at + 16
+    flags = int.from_bytes(data[value : value + 8], "big")
+    data[value : value + 8] = (flags | extra).to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+
+
+CKF_USER_PIN_FINAL_TRY = 0x00020000
+CKF_USER_PIN_LOCKED = 0x00040000
+
+
+def test_final_try_and_locked_pin_are_surfaced(softhsm_token: Any) -> None:
+    generate(softhsm_token)
+    env = softhsm_token.env()
+    _set_token_flags(softhsm_token, CKF_USER_PIN_FINAL_TRY)
+    flags = json.loads(tka("key", "list", "--json", env=env).stdout)["tokens"][0]["flags"]
+    assert flags["pin_final_try"] is True and flags["pin_locked"] is False
+    assert "pin final try" in tka("key", "list", env=env).stdout
+    bad = {**env, "TKA_PKCS11_PIN": "0000"}
+    line = one_error_line(tka("key", "generate", softhsm_token.uri(object="x"), env=bad))
+    assert "(1 try may remain before the PIN locks)" in line
+
+    _set_token_flags(softhsm_token, CKF_USER_PIN_LOCKED)
+    flags = json.loads(tka("key", "list", "--json", env=env).stdout)["tokens"][0]["flags"]
+    assert flags["pin_locked"] is True
+    # Even the right PIN is not tried against a locked token: one line saying how to unlock.
+    line = one_error_line(tka("key", "generate", softhsm_token.uri(object="x"), env=env))
+    assert line == (
+        f"tka: the user PIN of token '{softhsm_token.label}' is locked after too many wrong "
+        "PINs; unlock it with the SO PIN / PUK (YubiKey: ykman piv access unblock-pin) and retry"
+    )
+    assert softhsm_token.pin not in line

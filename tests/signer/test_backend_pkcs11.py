@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import nacl.signing
@@ -133,6 +134,29 @@ def test_two_backends_share_one_login(pin_env: Any) -> None:
         assert ed25519.verify(a, digest, ka.sign(digest))
         assert ed25519.verify(b, digest, kb.sign(digest))
     assert not p11._SESSIONS
+
+
+def test_concurrent_signing_is_serialized_on_the_shared_session(pin_env: Any) -> None:
+    """Eight threads signing through two backends at once all get valid signatures, from one
+    shared logged-in session (signing calls are serialized by the module lock)."""
+    keys = {"a": generate(pin_env, "a", b"\x01"), "b": generate(pin_env, "b", b"\x02")}
+    with open_backend(pin_env.uri(object="a")) as ka, open_backend(pin_env.uri(object="b")) as kb:
+        backends = {"a": ka, "b": kb}
+
+        def work(worker: int) -> list[tuple[str, bytes, bytes]]:
+            name = "ab"[worker % 2]
+            out = []
+            for _ in range(40):
+                digest = os.urandom(32)
+                out.append((name, digest, backends[name].sign(digest)))
+            return out
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = [item for batch in pool.map(work, range(8)) for item in batch]
+        assert len(p11._SESSIONS) == 1
+    assert len(results) == 320
+    for name, digest, signature in results:
+        nacl.signing.VerifyKey(keys[name]).verify(digest, signature)
 
 
 def test_verified_wrapper_rejects_key_that_is_not_the_public_object(pin_env: Any) -> None:

@@ -68,6 +68,51 @@ int tka_verify_each_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_
 #define TKA_FEATURE_IFMA 1       /* AVX-512 IFMA square roots and Pippenger buckets */
 int tka_native_features(void);
 
+/* ---- Node-key signatures in bulk (native/src/peers.c, nks_reader.c) ---- */
+
+/* Per-peer outcome codes of tka_verify_peers. Each names the step of NodeKeyAuthorized
+ * (spec §7.3) that failed; `depth` is the chain level it failed at (0 = outermost) and
+ * `aux` carries the number the reference's message includes (a kind or a length). */
+#define TKA_PEER_OK 0
+#define TKA_PEER_UNCHECKED 1                /* not canonical CBOR: use the full decoder */
+#define TKA_PEER_CREDENTIAL_ALONE 2         /* a credential cannot authorize a node */
+#define TKA_PEER_NO_KEY_ID 3                /* direct/credential level without KeyID */
+#define TKA_PEER_ROTATION_NO_NESTED 4       /* rotation level without a nested signature */
+#define TKA_PEER_UNHANDLED_KIND 5           /* aux = the SigKind */
+#define TKA_PEER_KEY_NOT_FOUND 6            /* the authorizing key is not trusted */
+#define TKA_PEER_WRONG_NODE_KEY 7           /* Pubkey does not name the expected node key */
+#define TKA_PEER_MISSING_ROTATION_KEY 8     /* no WrappingPubkey under a rotation */
+#define TKA_PEER_BAD_ROTATION_KEY_LENGTH 9  /* aux = its length */
+#define TKA_PEER_BAD_SIGNATURE 10           /* the signature equation failed */
+#define TKA_PEER_NESTED_PUBKEY_PREFIX 11    /* nested Pubkey lacks the np prefix */
+#define TKA_PEER_NESTED_PUBKEY_LENGTH 12    /* aux = the nested Pubkey's length */
+#define TKA_PEER_CANNOT_NEST 13             /* aux = the kind that must not nest */
+
+typedef struct {
+    uint8_t code;
+    uint8_t depth;
+    uint16_t reserved;
+    uint32_t aux;
+} tka_peer_result;
+
+/* NodeKeyAuthorized for n peers against one authority state. node_keys is n*32 bytes; the
+ * NKS of peer i is nks[nks_offsets[i] .. nks_offsets[i+1]) (n+1 offsets); trusted_keys is
+ * n_trusted*32 bytes of the state's Ed25519 keys. Direct and credential levels are checked
+ * under ZIP-215 in one randomized batch, rotation levels under the cofactorless rule.
+ * `threads` = 0 uses every online CPU; inputs are split in chunks of at least 4,096 peers.
+ * Returns the number authorized, or a negative TKA_ERR_*. Peers marked TKA_PEER_UNCHECKED
+ * were not judged: their bytes are not canonical, so only the full decoder can. */
+int tka_verify_peers(const uint8_t *node_keys, const uint8_t *nks, const size_t *nks_offsets,
+                     size_t n, const uint8_t *trusted_keys, size_t n_trusted, unsigned threads,
+                     tka_peer_result *results);
+
+/* BLAKE2s-256 (native/src/blake2s.c), exposed for tests. */
+void tka_blake2s(const uint8_t *data, size_t len, uint8_t out[32]);
+
+/* 1 if `data` is a node-key signature in canonical form the bulk path can judge (fuzzing
+ * and differential tests use it), else 0. */
+int tka_nks_is_canonical(const uint8_t *data, size_t len);
+
 /* SHA-512 (native/src/sha512.c), exposed for tests. */
 void tka_sha512(const uint8_t *data, size_t len, uint8_t out[64]);
 

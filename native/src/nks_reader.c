@@ -1,0 +1,135 @@
+/* Bounded canonical reader for node-key signatures; see nks_reader.h for what it accepts. */
+#include "nks_reader.h"
+
+#include <string.h>
+
+#include "blake2s.h"
+#include "tka_native.h"
+
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+    size_t pos;
+} cursor;
+
+/* Reads a head of major type `major` in shortest form; 0 on anything else. */
+static int read_head(cursor *c, unsigned major, uint64_t *arg) {
+    if (c->pos >= c->len) return 0;
+    uint8_t initial = c->data[c->pos];
+    if ((unsigned)(initial >> 5) != major) return 0;
+    unsigned info = initial & 0x1f;
+    c->pos++;
+    if (info < 24) {
+        *arg = info;
+        return 1;
+    }
+    if (info > 27) return 0; /* 28..30 reserved, 31 indefinite length */
+    size_t width = (size_t)1 << (info - 24);
+    if (c->len - c->pos < width) return 0;
+    uint64_t value = 0;
+    for (size_t i = 0; i < width; i++) value = (value << 8) | c->data[c->pos + i];
+    c->pos += width;
+    /* Shortest form: the value must not fit the next smaller head. */
+    static const uint64_t min_for_width[4] = {24, 0x100, 0x10000, 0x100000000ULL};
+    if (value < min_for_width[info - 24]) return 0;
+    *arg = value;
+    return 1;
+}
+
+static int read_nonempty_bytes(cursor *c, nks_bytes *out) {
+    uint64_t n;
+    if (!read_head(c, 2, &n)) return 0;
+    if (n == 0 || n > c->len - c->pos) return 0; /* empty strings are omitted when canonical */
+    out->ptr = c->data + c->pos;
+    out->len = (size_t)n;
+    c->pos += (size_t)n;
+    return 1;
+}
+
+int nks_read(const uint8_t *data, size_t len, nks_chain *out) {
+    cursor c = {data, len, 0};
+    /* The chain is linear (one nested map per level), so it is read as a loop: descend into
+     * key 5 and, once the innermost map ends, climb back out finishing each parent's key 6. */
+    unsigned depth = 0;
+    memset(out, 0, sizeof *out);
+    for (;;) {
+        if (depth >= TKA_NKS_MAX_LEVELS) return 0;
+        nks_level *lvl = &out->levels[depth];
+        out->count = depth + 1;
+        lvl->map_start = c.pos;
+        uint64_t entries;
+        if (!read_head(&c, 5, &entries) || entries < 1 || entries > 6) return 0;
+        lvl->entries = (unsigned)entries;
+        uint64_t kind;
+        if (c.pos >= c.len || data[c.pos] != 0x01) return 0;
+        c.pos++;
+        if (!read_head(&c, 0, &kind) || kind > 255) return 0;
+        lvl->kind = (unsigned)kind;
+        unsigned last_key = 1, seen = 1;
+        int descend = 0;
+        while (seen < entries) {
+            if (c.pos >= c.len) return 0;
+            unsigned key = data[c.pos];
+            if (key <= last_key || key > 6) return 0;
+            size_t entry_start = c.pos++;
+            last_key = key;
+            seen++;
+            switch (key) {
+            case 2: if (!read_nonempty_bytes(&c, &lvl->pubkey)) return 0; break;
+            case 3: if (!read_nonempty_bytes(&c, &lvl->key_id)) return 0; break;
+            case 4:
+                if (!read_nonempty_bytes(&c, &lvl->signature)) return 0;
+                lvl->sig_entry_start = entry_start;
+                lvl->sig_entry_end = c.pos;
+                break;
+            case 5: lvl->has_nested = 1; descend = 1; break;
+            default: if (!read_nonempty_bytes(&c, &lvl->wrapping)) return 0; break;
+            }
+            if (descend) break;
+        }
+        if (descend) {
+            depth++;
+            continue;
+        }
+        /* This map is complete; finish the enclosing maps from the innermost outwards. */
+        lvl->map_end = c.pos;
+        while (depth > 0) {
+            depth--;
+            nks_level *parent = &out->levels[depth];
+            /* After key 5 only key 6 can follow, when the parent has one more entry. */
+            unsigned before_nested = 1 + (parent->pubkey.ptr != NULL) +
+                                     (parent->key_id.ptr != NULL) +
+                                     (parent->signature.ptr != NULL) + 1;
+            if (parent->entries == before_nested + 1) {
+                if (c.pos >= c.len || data[c.pos] != 0x06) return 0;
+                c.pos++;
+                if (!read_nonempty_bytes(&c, &parent->wrapping)) return 0;
+            } else if (parent->entries != before_nested) {
+                return 0;
+            }
+            parent->map_end = c.pos;
+        }
+        return c.pos == len;
+    }
+}
+
+void nks_sig_hash(const uint8_t *data, const nks_chain *chain, unsigned i, uint8_t out[32]) {
+    const nks_level *lvl = &chain->levels[i];
+    blake2s_ctx ctx;
+    blake2s_init(&ctx);
+    if (lvl->signature.ptr == NULL) {
+        blake2s_update(&ctx, data + lvl->map_start, lvl->map_end - lvl->map_start);
+    } else {
+        /* Canonical maps of at most 6 entries have a one-byte head: 0xa0 | entries. */
+        uint8_t head = (uint8_t)(0xa0u | (lvl->entries - 1));
+        blake2s_update(&ctx, &head, 1);
+        blake2s_update(&ctx, data + lvl->map_start + 1, lvl->sig_entry_start - lvl->map_start - 1);
+        blake2s_update(&ctx, data + lvl->sig_entry_end, lvl->map_end - lvl->sig_entry_end);
+    }
+    blake2s_final(&ctx, out);
+}
+
+int tka_nks_is_canonical(const uint8_t *data, size_t len) {
+    nks_chain chain;
+    return nks_read(data, len, &chain);
+}

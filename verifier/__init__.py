@@ -21,6 +21,7 @@ from verifier.errors import (
 from verifier.hashes import AUMHash
 from verifier.key import Key, Signature
 from verifier.nks import NodeKeySignature, SigKind
+from verifier.peers import PeerVerdict, verify_peers
 from verifier.signing import DigestSigner
 from verifier.state import State
 
@@ -36,6 +37,7 @@ __all__ = [
     "MessageKind",
     "NodeKeySignature",
     "NotTrustedError",
+    "PeerVerdict",
     "SigKind",
     "Signature",
     "SignatureError",
@@ -45,4 +47,5 @@ __all__ = [
     "TKAError",
     "ValidationError",
     "disablement_kdf",
+    "verify_peers",
 ]

@@ -25,7 +25,7 @@ _RULES: dict[str, int] = {
 }
 
 
-def _native_failure(code: int) -> Exception:
+def native_failure(code: int) -> Exception:
     """The exception for a negative return code of the native library (never a verdict)."""
     if code == lib.TKA_ERR_NOMEM:
         return MemoryError("native Ed25519 verification could not allocate memory")
@@ -49,7 +49,7 @@ def verify(public_key: bytes, message: bytes, signature: bytes, rule: Rule = "zi
     pk, msg, sig = bytes(public_key), bytes(message), bytes(signature)
     result: int = lib.tka_verify(pk, len(pk), msg, len(msg), sig, len(sig), code)
     if result < 0:
-        raise _native_failure(result)
+        raise native_failure(result)
     return result == 1
 
 
@@ -100,5 +100,5 @@ def _native_many(
     else:
         result = lib.tka_verify_each_packed(*packed, code)
     if result < 0:
-        raise _native_failure(result)
+        raise native_failure(result)
     return list(map(bool, bytes(ffi.buffer(out))))

@@ -17,6 +17,10 @@ Rows (signatures/second, with the ratio to PyNaCl from the same run):
   ... 2 threads          the largest batch split in two halves verified by two Python threads
                          (shows that the GIL is released; the machine has 2 cores)
   one bad in 10k         the batch time with one corrupted signature / the all-good time
+  verify_peers ...       verifier.verify_peers on a synthetic 100,000-peer netmap (bench/netmap.py):
+                         all direct, and half one-step rotations; peers/second and wall time,
+                         on 1 thread and on every core; the pure-Python reference path
+                         (verify_peers_reference) on 5,000 of the same peers for comparison
 
 Each figure comes from the fastest of 5 timed repetitions (3 for n >= 16k).
 `--write-docs` replaces the "Ed25519 verification" section of docs/benchmarks.md.
@@ -40,7 +44,10 @@ sys.path.insert(0, str(REPO))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 from nacl.signing import SigningKey, VerifyKey  # noqa: E402
 
+from bench.netmap import Peer, synthetic_netmap  # noqa: E402
 from verifier import ed25519  # noqa: E402
+from verifier.peers import verify_peers, verify_peers_reference  # noqa: E402
+from verifier.state import State  # noqa: E402
 
 SECTION = "## Ed25519 verification"
 Item = tuple[bytes, bytes, bytes]
@@ -197,7 +204,30 @@ def run(quick: bool) -> tuple[list[tuple[str, float]], float]:
         len(items),
         reps=7,
     )
+    rows += peer_rows(10000 if quick else 100000)
     return rows, clean_and_dirty[0][1] / clean_and_dirty[1][1]
+
+
+def peer_rows(n: int) -> list[tuple[str, float]]:
+    """verify_peers on synthetic netmaps of n peers; each row's name carries its wall time."""
+    rows = []
+    for share, label in ((0.0, "all direct"), (0.5, "half rotation")):
+        state, peers = synthetic_netmap(n, share, seed=7)
+        for threads, how in ((1, "1 thread"), (0, f"{os.cpu_count()} threads")):
+
+            def check(
+                state: State = state, peers: list[Peer] = peers, threads: int = threads
+            ) -> None:
+                if not all(v.authorized for v in verify_peers(state, peers, threads=threads)):
+                    raise AssertionError("valid peer rejected")
+
+            seconds = timed(check, 3)
+            rows.append((f"verify_peers {n:,} peers, {label}, {how}: {seconds:.3f} s wall",
+                         n / seconds))
+        sample = peers[:5000]
+        seconds = timed(lambda state=state, sample=sample: verify_peers_reference(state, sample), 1)
+        rows.append((f"verify_peers_reference (pure Python), {label}", len(sample) / seconds))
+    return rows
 
 
 def render(rows: list[tuple[str, float]], bad_ratio: float) -> str:

@@ -23,6 +23,7 @@ from verifier.disablement import disablement_kdf
 from verifier.errors import DecodeError, TKAError
 from verifier.key import ed25519_key
 from verifier.nks import NodeKeySignature, node_key_authorized
+from verifier.peers import verify_peers
 from verifier.signing import DigestSigner
 from verifier.state import State
 from verifier.storage import FilesystemStorage, MemoryStorage
@@ -336,6 +337,8 @@ def test_node_key_verdicts_match_go(oracle: Oracle) -> None:
     auth, genesis = _authority([SigningKey(trusted_seed), SigningKey(other_seed)])
     go = oracle.bootstrap(genesis.to_cbor())
     handle = go["handle"]
+    peers: list[tuple[bytes, bytes]] = []
+    go_verdicts: list[bool] = []
     for i in range(CASES):
         desc = tka_gen.rand_nks(rng)
         # Point most chains at a trusted key so verification runs to the end.
@@ -355,7 +358,14 @@ def test_node_key_verdicts_match_go(oracle: Oracle) -> None:
         ours = _verdict(auth.state, node_key, data)
         ctx = f"seed={seed} case={i} nks={data.hex()} go={go_res['error_text']} ours={ours}"
         assert (ours is None) == (go_res["error_text"] is None), ctx
+        peers.append((node_key, data))
+        go_verdicts.append(go_res["error_text"] is None)
     oracle.close_authority(handle)
+    # The same cases through the C bulk path, in one call.
+    bulk = verify_peers(auth.state, peers)
+    for i, (verdict, go_ok) in enumerate(zip(bulk, go_verdicts, strict=True)):
+        assert verdict.authorized == go_ok, f"seed={seed} case={i} bulk={verdict.reason}"
+    assert any(go_verdicts) and not all(go_verdicts), f"seed={seed}: one-sided cases"
 
 
 def test_sync_offers_and_missing_aums_match_go(oracle: Oracle) -> None:

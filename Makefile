@@ -1,6 +1,6 @@
 # Entry points. `make demo` and `make test` each set everything up first (scripts/setup.sh).
 PYTHON ?= python3
-.PHONY: setup demo test test-python test-c lint bench clean
+.PHONY: setup demo test test-python test-c lint bench fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -24,6 +24,11 @@ lint:
 
 bench: setup
 	$(PYTHON) bench/run.py
+
+# libFuzzer over the native core (installs clang); FUZZ_SECONDS defaults to 30 minutes.
+FUZZ_SECONDS ?= 1800
+fuzz: setup
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build *.egg-info verifier/_native*.so tests/interop/tka-interop

@@ -38,6 +38,7 @@ from verifier.errors import DecodeError, NotTrustedError, TKAError
 from verifier.key import Key, ed25519_key
 from verifier.machine import verify_aum
 from verifier.nks import NodeKeySignature, SigKind
+from verifier.peers import verify_peers
 from verifier.signing import DigestSigner
 from verifier.state import State
 from verifier.storage import MemoryStorage
@@ -314,16 +315,23 @@ def _peer_view(doc: dict[str, object], sig: NodeKeySignature | None) -> PeerView
     )
 
 
-def _check_node(authority: Authority, doc: dict[str, object]) -> NodeKeySignature | None:
-    raw = doc.get("KeySignature")
-    if not raw:
-        return None
-    try:
-        return authority.node_key_authorized(
-            parse_node_public(str(doc["NodeKey"])), base64.b64decode(str(raw))
-        )
-    except TKAError:
-        return None
+def _authorized_signatures(
+    authority: Authority, docs: list[dict[str, object]]
+) -> list[NodeKeySignature | None]:
+    """Each node's signature if it authorizes the node's key, else None: the whole netmap in one
+    bulk call (verify_peers, the native path), as a node checks its peers on every netmap."""
+    pairs: list[tuple[bytes, bytes]] = []
+    signed: list[int] = []
+    for i, doc in enumerate(docs):
+        raw = doc.get("KeySignature")
+        if raw:
+            pairs.append((parse_node_public(str(doc["NodeKey"])), base64.b64decode(str(raw))))
+            signed.append(i)
+    out: list[NodeKeySignature | None] = [None] * len(docs)
+    for i, (_, raw), verdict in zip(signed, pairs, verify_peers(authority, pairs), strict=True):
+        if verdict.authorized:
+            out[i] = NodeKeySignature.from_cbor(raw)
+    return out
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -338,11 +346,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         st = LockStatus(enabled=False, public_key=s.lock_public, node_key=node_key)
         if authority is not None:
             netmap = s.synced.netmap
-            own = _check_node(authority, netmap["Self"])
+            own, *peer_sigs = _authorized_signatures(authority, [netmap["Self"], *netmap["Peers"]])
             visible: list[PeerView] = []
             filtered: list[PeerView] = []
-            for peer in netmap["Peers"]:
-                sig = _check_node(authority, peer)
+            for peer, sig in zip(netmap["Peers"], peer_sigs, strict=True):
                 (visible if sig is not None else filtered).append(_peer_view(peer, sig))
             st = LockStatus(
                 enabled=True,

@@ -6,16 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(softhsm2 opensc libsodium-dev pkg-config build-essential cmake libgtest-dev)
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "setup: installing Debian packages: ${missing[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+source scripts/apt.sh
+ensure_apt_packages "${APT_PACKAGES[@]}"
 
 PYTHON=${PYTHON:-python3}
 echo "setup: installing Python packages and building the native core" >&2

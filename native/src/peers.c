@@ -21,6 +21,7 @@
 
 #define MIN_PEERS_PER_THREAD 4096
 #define MAX_THREADS 64
+#define PEERS_PER_WINDOW 16384
 
 enum { SIGKIND_DIRECT = 1, SIGKIND_ROTATION = 2, SIGKIND_CREDENTIAL = 3 };
 
@@ -238,38 +239,47 @@ static int run_checks(const check_list *all, int cofactorless, tka_peer_result *
     return rc;
 }
 
-static void *run_chunk(void *arg) {
-    chunk_job *job = arg;
-    size_t count = job->end - job->start;
-    tka_peer_result *results = job->results + job->start;
-    check_list checks = {NULL, 0, 0};
-    uint8_t *failed = calloc(count ? count : 1, 1);
-    nks_chain *chain = malloc(sizeof *chain);
-    job->status = TKA_ERR_NOMEM;
-    if (failed == NULL || chain == NULL) goto out;
+/* Peers [start, start + count): read, walk, then run the queued checks. Returns 0 or a
+ * negative TKA_ERR_*. `checks` is reused (emptied) and `failed` has room for `count`. */
+static int judge_window(const chunk_job *job, size_t start, size_t count, check_list *checks,
+                        uint8_t *failed, nks_chain *chain) {
+    tka_peer_result *results = job->results + start;
+    checks->len = 0;
+    memset(failed, 0, count);
     for (size_t i = 0; i < count; i++) {
-        size_t p = job->start + i;
+        size_t p = start + i;
         const uint8_t *data = job->nks + job->nks_offsets[p];
         size_t len = job->nks_offsets[p + 1] - job->nks_offsets[p];
         if (!nks_read(data, len, chain)) {
             set_result(&results[i], TKA_PEER_UNCHECKED, 0, 0);
             continue;
         }
-        if (!judge_structure(job->node_keys + 32 * p, data, chain, &job->trust, &checks, i,
+        if (!judge_structure(job->node_keys + 32 * p, data, chain, &job->trust, checks, i,
                              &results[i])) {
-            goto out;
+            return TKA_ERR_NOMEM;
         }
     }
-    int rc = run_checks(&checks, 0, results, failed);
-    if (rc == 0) rc = run_checks(&checks, 1, results, failed);
-    if (rc < 0) {
-        job->status = rc;
-        goto out;
+    int rc = run_checks(checks, 0, results, failed);
+    return rc < 0 ? rc : run_checks(checks, 1, results, failed);
+}
+
+static void *run_chunk(void *arg) {
+    chunk_job *job = arg;
+    /* Windows of PEERS_PER_WINDOW bound the queued checks (up to 16 per peer) while keeping
+     * batches large enough to run at full speed. */
+    check_list checks = {NULL, 0, 0};
+    uint8_t *failed = malloc(PEERS_PER_WINDOW);
+    nks_chain *chain = malloc(sizeof *chain);
+    job->status = TKA_ERR_NOMEM;
+    if (failed != NULL && chain != NULL) {
+        int authorized = 0, rc = 0;
+        for (size_t at = job->start; at < job->end && rc == 0; at += PEERS_PER_WINDOW) {
+            size_t count = job->end - at < PEERS_PER_WINDOW ? job->end - at : PEERS_PER_WINDOW;
+            rc = judge_window(job, at, count, &checks, failed, chain);
+            for (size_t i = 0; i < count; i++) authorized += job->results[at + i].code == TKA_PEER_OK;
+        }
+        job->status = rc < 0 ? rc : authorized;
     }
-    int authorized = 0;
-    for (size_t i = 0; i < count; i++) authorized += results[i].code == TKA_PEER_OK;
-    job->status = authorized;
-out:
     free(checks.items);
     free(failed);
     free(chain);

@@ -130,3 +130,22 @@ def test_whatever_the_reader_accepts_round_trips_exactly(
 def test_arbitrary_bytes_get_the_reference_verdict(state: State, blob: bytes) -> None:
     peers = [(bytes(32), blob)]
     assert verify_peers(state, peers) == verify_peers_reference(state, peers)
+
+
+def test_windows_within_a_thread_keep_each_peer_its_own_verdict(
+    trusted: SigningKey, state: State
+) -> None:
+    # One thread works through 40,000 peers in windows of 16,384; put failures on both sides
+    # of each window edge so a verdict landing in the wrong window would show.
+    rng = random.Random(13)
+    maker = nks_corpus.ChainMaker(trusted, rng)
+    samples = [maker.chain(levels) for levels in (1, 2, 3)]
+    peers = [(node, nks.to_cbor()) for node, nks in samples] * 13334
+    bad = {0, 16383, 16384, 16385, 32767, 32768, len(peers) - 1}
+    for i in bad:
+        node, data = peers[i]
+        peers[i] = (node, data[:-1] + bytes([data[-1] ^ 0x80]))
+    verdicts = verify_peers(state, peers, threads=1)
+    assert {i for i, v in enumerate(verdicts) if not v.authorized} == bad
+    expected = verify_peers_reference(state, [peers[i] for i in sorted(bad)])
+    assert [verdicts[i] for i in sorted(bad)] == expected

@@ -52,6 +52,8 @@ def verify_peers(
     threads: int = 0,
 ) -> list[PeerVerdict]:
     """One verdict per (node key, NKS bytes) pair, in order. `threads` = 0 uses every CPU."""
+    if threads < 0:
+        raise ValueError(f"threads must be 0 (every CPU) or a positive count, not {threads}")
     state = _state_of(authority_or_state)
     pairs = list(peers)
     if not pairs:

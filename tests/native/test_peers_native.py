@@ -149,3 +149,8 @@ def test_windows_within_a_thread_keep_each_peer_its_own_verdict(
     assert {i for i, v in enumerate(verdicts) if not v.authorized} == bad
     expected = verify_peers_reference(state, [peers[i] for i in sorted(bad)])
     assert [verdicts[i] for i in sorted(bad)] == expected
+
+
+def test_a_negative_thread_count_is_a_usage_error(state: State) -> None:
+    with pytest.raises(ValueError, match="threads"):
+        verify_peers(state, [(bytes(32), b"\xa1\x01\x01")], threads=-1)

@@ -1,6 +1,6 @@
 # Entry points. `make demo` and `make test` each set everything up first (scripts/setup.sh).
 PYTHON ?= python3
-.PHONY: setup demo test test-python test-c lint bench fuzz clean
+.PHONY: setup demo test test-python test-c lint bench bench-c fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -24,6 +24,13 @@ lint:
 
 bench: setup
 	$(PYTHON) bench/run.py
+
+# The native core timed from C (no Python in the loop), Release build, inputs made by Python.
+bench-c: setup
+	cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build/bench --target bench_native -j2
+	$(PYTHON) bench/make_native_inputs.py build/bench/inputs
+	build/bench/bench_native build/bench/inputs
 
 # libFuzzer over the native core (installs clang); FUZZ_SECONDS defaults to 30 minutes.
 FUZZ_SECONDS ?= 1800

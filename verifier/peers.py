@@ -62,8 +62,10 @@ def verify_peers(
     if trusted is None:
         return verify_peers_reference(state, pairs)
     node_keys = [node_key for node_key, _ in pairs]
-    blobs = [bytes(nks) for _, nks in pairs]
-    wrong_length = {i for i, node_key in enumerate(node_keys) if len(node_key) != 32}
+    blobs = [nks for _, nks in pairs]
+    wrong_length: set[int] = set()
+    if set(map(len, node_keys)) != {32}:
+        wrong_length = {i for i, node_key in enumerate(node_keys) if len(node_key) != 32}
     for i in wrong_length:
         node_keys[i] = bytes(32)  # placeholder; judged by the reference path below
     n = len(pairs)

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signer.cli.key_commands",
     "signer.cli.lock_commands",
     "signer.cli.offline_commands",
+    "signer.cli.audit_commands",
 )
 
 

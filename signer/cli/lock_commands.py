@@ -82,7 +82,7 @@ def common_parser() -> argparse.ArgumentParser:
     return common
 
 
-def _json_flag(parser: argparse.ArgumentParser) -> None:
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json",
         nargs="?",
@@ -178,7 +178,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("args", nargs="*", metavar="<trusted-key>|disablement:<hex>")
 
     p = add("status", h.cmd_status, "Outputs the state of tailnet lock")
-    _json_flag(p)
+    add_json_flag(p)
     p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
 
     p = add("add", h.cmd_add, "Adds one or more trusted signing keys to tailnet lock")
@@ -205,7 +205,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = add("log", h.cmd_log, "List changes applied to tailnet lock")
     p.add_argument("--limit", type=int, default=50, metavar="N",
                    help="max number of updates to list (default 50)")
-    _json_flag(p)
+    add_json_flag(p)
 
     p = add("local-disable", h.cmd_local_disable, "Disables tailnet lock for this node only")
     p.add_argument("args", nargs="*", help=argparse.SUPPRESS)

@@ -1,0 +1,151 @@
+"""`tka audit`: peers' node-key signatures checked against an authority directory in
+Tailscale's filesystem layout, read-only, with one line per unauthorized peer."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from signer.cli import main
+from verifier.authority import Authority, new_state_ids
+from verifier.builder import UpdateBuilder
+from verifier.disablement import disablement_kdf
+from verifier.key import ed25519_key
+from verifier.nks import NodeKeySignature, SigKind
+from verifier.signing import DigestSigner
+from verifier.state import State
+from verifier.storage import FilesystemStorage
+from verifier.textforms import format_node_public, node_key_binary
+
+
+def _signer(sk: SigningKey) -> DigestSigner:
+    return DigestSigner(bytes(sk.verify_key), lambda d: sk.sign(d).signature)
+
+
+def _direct(signer: SigningKey, node_key: bytes) -> bytes:
+    nks = NodeKeySignature(
+        kind=SigKind.DIRECT, pubkey=node_key_binary(node_key), key_id=bytes(signer.verify_key)
+    )
+    return dataclasses.replace(nks, signature=signer.sign(nks.sig_hash()).signature).to_cbor()
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else ""
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture
+def lock(tmp_path: Path) -> tuple[Path, SigningKey, SigningKey]:
+    """An authority directory with two trusted keys, then one of them removed."""
+    admin, retired = SigningKey(bytes(range(32))), SigningKey(bytes(range(1, 33)))
+    id1, id2 = new_state_ids()
+    state = State(
+        disablement_values=(disablement_kdf(b"s" * 32),),
+        keys=(ed25519_key(bytes(admin.verify_key)), ed25519_key(bytes(retired.verify_key))),
+        state_id1=id1,
+        state_id2=id2,
+    )
+    directory = tmp_path / "tka"
+    auth, _ = Authority.create(FilesystemStorage(directory), state, _signer(admin))
+    builder = UpdateBuilder(auth, _signer(admin))
+    builder.remove_key(bytes(retired.verify_key))
+    auth.inform(builder.finalize())
+    return directory, admin, retired
+
+
+def test_audit_names_each_unauthorized_peer_and_changes_nothing(
+    lock: tuple[Path, SigningKey, SigningKey],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, admin, retired = lock
+    keys = [bytes([i]) * 32 for i in range(1, 5)]
+    good = _direct(admin, keys[0])
+    tampered = bytearray(_direct(admin, keys[2]))
+    tampered[-1] ^= 1
+    peers = tmp_path / "peers.txt"
+    peers.write_text(
+        "# exported from a netmap\n"
+        f"{format_node_public(keys[0])} {base64.b64encode(good).decode()}\n"
+        f"{format_node_public(keys[1])} {_direct(admin, keys[1]).hex()}\n"
+        "\n"
+        f"{format_node_public(keys[2])} {base64.b64encode(bytes(tampered)).decode()}\n"
+        f"{format_node_public(keys[3])} {base64.b64encode(_direct(retired, keys[3])).decode()}\n"
+    )
+    before = _tree(directory)
+    assert main(["audit", "--authority", str(directory), "--peers", str(peers)]) == 1
+    out = capsys.readouterr().out
+    assert "4 peers: 2 authorized, 2 not authorized" in out
+    assert f"line 5: {format_node_public(keys[2])}: SignatureError: invalid signature" in out
+    assert f"line 6: {format_node_public(keys[3])}: NotTrustedError: key: key not found" in out
+    assert main(["audit", "--authority", str(directory), "--peers", str(peers), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert [p["Authorized"] for p in doc["Peers"]] == [True, True, False, False]
+    assert [p["Line"] for p in doc["Peers"]] == [2, 3, 5, 6]
+    assert doc["TrustedKeys"] == 1
+    assert _tree(directory) == before
+
+
+def test_every_peer_authorized_exits_zero(
+    lock: tuple[Path, SigningKey, SigningKey],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, admin, _ = lock
+    node_key = bytes(range(32, 64))
+    peers = tmp_path / "peers.txt"
+    peers.write_text(f"{format_node_public(node_key)} {_direct(admin, node_key).hex()}\n")
+    assert main(["audit", "--authority", str(directory), "--peers", str(peers)]) == 0
+    assert "1 peers: 1 authorized, 0 not authorized" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("nodekey:1234 00", "peers.txt:1:"),
+        (f"{format_node_public(bytes(32))}", "expected `nodekey:<hex> <signature>`"),
+        (f"{format_node_public(bytes(32))} not*base64", "neither hex nor standard base64"),
+    ],
+)
+def test_a_bad_peer_line_is_one_line_naming_it(
+    lock: tuple[Path, SigningKey, SigningKey],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    line: str,
+    message: str,
+) -> None:
+    directory, _, _ = lock
+    peers = tmp_path / "peers.txt"
+    peers.write_text(line + "\n")
+    assert main(["audit", "--authority", str(directory), "--peers", str(peers)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tka: ") and message in err
+
+
+def test_missing_or_corrupt_authority_is_reported_and_left_alone(
+    lock: tuple[Path, SigningKey, SigningKey],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, _, _ = lock
+    peers = tmp_path / "peers.txt"
+    peers.write_text("")
+    missing = tmp_path / "nowhere"
+    assert main(["audit", "--authority", str(missing), "--peers", str(peers)]) == 1
+    assert "no authority directory" in capsys.readouterr().err
+    assert not missing.exists()
+    victim = next(p for p in directory.rglob("*") if p.is_file() and len(p.name) == 52)
+    victim.write_bytes(b"\xff" + victim.read_bytes()[1:])
+    before = _tree(directory)
+    assert main(["audit", "--authority", str(directory), "--peers", str(peers)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tka: ")
+    assert _tree(directory) == before

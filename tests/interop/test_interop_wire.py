@@ -5,6 +5,8 @@ set TKA_INTEROP_SEED to replay and TKA_INTEROP_CASES to run more."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import random
 from pathlib import Path
@@ -468,3 +470,52 @@ def test_deeplinks_match_go(oracle: Oracle) -> None:
                 assert (mine.node_key, mine.tlpub, mine.device_name, mine.os_name, mine.email) == (
                     res["nk"], res["tp"], res["dn"], res["os"], res["em"])
     oracle.close_authority(handle)
+
+
+def test_tka_audit_of_a_go_written_directory_agrees_with_go(
+    oracle: Oracle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An auditor's path end to end: Go writes the authority directory (a key added, another
+    removed) and encodes the signatures; `tka audit` reads both; every verdict equals Go's."""
+    from signer.cli import main
+
+    seed = _seed()
+    rng = random.Random(seed)
+    seeds = [rng.randbytes(32) for _ in range(3)]
+    keys = [SigningKey(s) for s in seeds]
+    auth, genesis = _authority(keys[:2])
+    builder = UpdateBuilder(auth, _signer(keys[0]))
+    builder.add_key(ed25519_key(bytes(keys[2].verify_key)))
+    builder.remove_key(bytes(keys[1].verify_key))
+    updates = builder.finalize()
+    auth.inform(updates)
+    go_dir = tmp_path / "tka"
+    aums = [genesis, *updates]
+    oracle.call("fs_write", aums=[a.to_cbor().hex() for a in aums], dir=str(go_dir),
+                lai=bytes(genesis.hash()).hex())
+    go = oracle.open([], directory=str(go_dir))
+    handle = go["handle"]
+    lines, go_ok = [], []
+    for i in range(60):
+        node = rng.randbytes(32)
+        signer_seed = seeds[i % 3]  # keys[1] was removed
+        desc = tka_gen.direct_nks(signer_seed, node, None)
+        if i % 4 == 3:
+            rotation_seed = rng.randbytes(32)
+            desc = tka_gen.direct_nks(signer_seed, rng.randbytes(32), tka_gen.pub(rotation_seed))
+            desc = tka_gen.rotation_nks(rotation_seed, node, desc)
+        data = bytes.fromhex(oracle.nks_encode(desc)["cbor"])
+        if i % 7 == 0:
+            data = data[:-1] + bytes([data[-1] ^ 4])
+        verdict = oracle.call("nka", handle=handle, node_key=node.hex(), cbor=data.hex())
+        go_ok.append(verdict["error_text"] is None)
+        lines.append(f"nodekey:{node.hex()} {base64.b64encode(data).decode()}")
+    oracle.close_authority(handle)
+    peers = tmp_path / "peers.txt"
+    peers.write_text("\n".join(lines) + "\n")
+    code = main(["audit", "--authority", str(go_dir), "--peers", str(peers), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    ours = [p["Authorized"] for p in doc["Peers"]]
+    assert ours == go_ok, f"seed={seed}"
+    assert code == (0 if all(go_ok) else 1)
+    assert any(go_ok) and not all(go_ok), f"seed={seed}: one-sided cases"

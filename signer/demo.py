@@ -8,11 +8,15 @@ through the environment (TKA_PKCS11_PIN), never argv.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import re
 import secrets
 import shlex
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -64,6 +68,16 @@ class Demo:
     def node_key(self, node: str) -> str:
         return NodeState(self.root / node).node_key_text()
 
+    def export_signatures(self) -> list[tuple[str, bytes]]:
+        """Every signed node's (nodekey:…, signature) as the coordination service holds them:
+        what an auditor would export from netmaps."""
+        with contextlib.closing(sqlite3.connect(self.control)) as conn:
+            rows = conn.execute(
+                "SELECT node_key, key_signature FROM nodes WHERE key_signature IS NOT NULL "
+                "ORDER BY node_id"
+            ).fetchall()
+        return [("nodekey:" + bytes(key).hex(), bytes(sig)) for key, sig in rows]
+
 
 def run(root: Path) -> None:
     d = Demo(root)
@@ -104,6 +118,19 @@ def run(root: Path) -> None:
     cosigned = out.split("--finish ")[1].split()[0]
     d.tka("laptop", "revoke-keys", "--finish", "--yes", cosigned)
     d.tka("phone", "log", "--limit", "2")
+
+    d.step("An auditor checks every node's signature against a copy of the phone's authority")
+    audit_dir = root / "audit"
+    shutil.copytree(root / "phone" / "tka", audit_dir / "tka")
+    peers = d.export_signatures()
+    # A forged entry: the phone's signature presented for the laptop's node key.
+    phone_sig = next(sig for key, sig in peers if key == d.node_key("phone"))
+    peers.append((d.node_key("laptop"), phone_sig))
+    (audit_dir / "peers.txt").write_text(
+        "".join(f"{key} {base64.b64encode(sig).decode()}\n" for key, sig in peers)
+    )
+    d.tka(None, "audit", "--authority", str(audit_dir / "tka"),
+          "--peers", str(audit_dir / "peers.txt"), ok=False)
 
     d.step("Disable tailnet lock: a wrong secret changes nothing, the right one disables it")
     d.tka("laptop", "disable", "--yes", stdin="disablement-secret:" + "00" * 32 + "\n", ok=False)

@@ -17,6 +17,10 @@ test-c:
 	cmake -S . -B build/c -DCMAKE_BUILD_TYPE=Debug -DTKA_SANITIZE=ON >/dev/null
 	cmake --build build/c -j2
 	ctest --test-dir build/c --output-on-failure
+	# The threaded bulk path once more under ThreadSanitizer, in its own build tree.
+	cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DTKA_TSAN=ON >/dev/null
+	cmake --build build/tsan --target test_peers_threads -j2
+	TSAN_OPTIONS=halt_on_error=1 build/tsan/test_peers_threads
 
 lint:
 	$(PYTHON) -m ruff check .

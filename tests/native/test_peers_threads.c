@@ -3,8 +3,8 @@
  * eighth, a one-step rotation; made by tests/native/nks_corpus.py with fixed seeds and
  * repeated), a corrupted outer signature every 997 peers, judged on 1, 2 and 4 threads. Every
  * run must give every peer the same result: the corrupted ones BAD_SIGNATURE at depth 0, the
- * others OK. Runs under ASan/UBSan in ctest; it was also run clean under ThreadSanitizer
- * (clang -fsanitize=thread, see docs/design.md).
+ * others OK. Runs under ASan/UBSan in ctest, and `make test-c` runs it once more from a
+ * ThreadSanitizer build (build/tsan, -DTKA_TSAN=ON).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -31,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.docs_section import replace_section  # noqa: E402
+
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 SECTION = "## PKCS#11 signing"
 
@@ -161,11 +163,9 @@ def ed25519_impl(module: object) -> str:
 def write_docs(results: list[tuple[str, float]], machine: str, n: int) -> None:
     from verifier import ed25519
 
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
     rows = "\n".join(f"| {name} | {r:,.0f} | {1e6 / r:.1f} |" for name, r in results)
-    section = (
-        f"{SECTION}\n\n"
+    replace_section(
+        SECTION,
         f"`nice -n 10 python bench/bench_pkcs11.py --n {n} --write-docs` — best of 3 runs of {n} "
         "signatures of 32-byte digests, one SoftHSM2 session, one thread, all rows from the same "
         "run. The machine is shared (2 cores, several concurrent jobs), so treat the figures as "
@@ -178,18 +178,11 @@ def write_docs(results: list[tuple[str, float]], machine: str, n: int) -> None:
         f"{rows}\n\n"
         "Rows: `pynacl` = in-process PyNaCl; `raw-pkcs11` = bare python-pkcs11 `C_Sign`; "
         "`backend` = our Pkcs11Backend (process-wide lock, length checks); `backend+verify` = "
-        "plus the ZIP-215 and cofactorless check of every signature (signer/verified.py); "
+        "plus the cofactorless check of every signature, which implies the ZIP-215 one "
+        "(signer/verified.py); "
         "`nks-whole-path` = what `tka key sign-nodekeys` does per node key (build the direct "
-        "NKS, SigHash, verified sign, CBOR). Target for `nks-whole-path`: ≥ 3,000/s.\n"
+        "NKS, SigHash, verified sign, CBOR). Target for `nks-whole-path`: ≥ 3,000/s.\n",
     )
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("" if nxt == -1 else "\n" + text[nxt + 1:])
-    path.write_text(text)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 from nacl.signing import SigningKey, VerifyKey  # noqa: E402
 
+from bench.docs_section import replace_section  # noqa: E402
 from bench.netmap import Peer, synthetic_netmap  # noqa: E402
 from verifier import ed25519  # noqa: E402
 from verifier.peers import verify_peers, verify_peers_reference  # noqa: E402
@@ -259,26 +260,16 @@ def write_docs(table: str, quick: bool) -> None:
     if not lib.tka_native_features() & lib.TKA_FEATURE_IFMA:
         section_title += " (portable path, no AVX-512 IFMA)"
         env = "TKA_NATIVE_NO_IFMA=1 "
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = (
-        f"{section_title}\n\n"
+    replace_section(
+        section_title,
         f"`{env}nice -n 10 python bench/bench_verify.py{' --quick' if quick else ''} "
         "--write-docs` — "
         "one thread unless stated, 32-byte messages, fastest of 5 repetitions (3 for n >= 16k), "
         "all rows from the same run. "
         f"Machine: {machine()}. The machine is shared (2 cores, other jobs running), so the "
         "absolute figures are noisy; the ratios come from the same run.\n\n"
-        f"{table}\n"
+        f"{table}\n",
     )
-    start = text.find(section_title + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(section_title))
-        text = text[:start] + section + ("" if nxt == -1 else "\n" + text[nxt + 1 :])
-    path.write_text(text)
-    print(f"wrote {path}")
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ way Tailscale's control trusts the Noise channel; see docs/control.md.
 from __future__ import annotations
 
 import base64
-import binascii
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,12 @@ from verifier.errors import ControlError, DecodeError, TKAError
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.storage import MemoryStorage, SQLiteStorage
 from verifier.sync import SyncOffer, missing_aums, sync_offer
-from verifier.textforms import format_node_public, parse_nl_public, parse_node_public
+from verifier.textforms import (
+    decode_base64_field,
+    format_node_public,
+    parse_nl_public,
+    parse_node_public,
+)
 
 Message = dict[str, Any]
 CAPABILITY_VERSION = 145
@@ -33,12 +37,11 @@ def b64(data: bytes | None) -> str | None:
 
 
 def unb64(value: Any, field: str) -> bytes:
-    if not isinstance(value, str):
-        raise ControlError(f"{field}: expected a base64 string")
+    """A base64 request field; a malformed one is the service's refusal of the request."""
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ControlError(f"{field}: not valid base64") from None
+        return decode_base64_field(value, field)
+    except DecodeError as err:
+        raise ControlError(str(err)) from None
 
 
 def _text(value: Any, field: str) -> str:

@@ -12,7 +12,6 @@ submitted.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from verifier.errors import DecodeError, NotTrustedError, SignatureError, Storag
 from verifier.nks import NodeKeySignature
 from verifier.storage import MemoryStorage
 from verifier.textforms import (
+    decode_base64_field,
     format_node_public,
     format_tlpub,
     parse_nl_public,
@@ -36,15 +36,6 @@ VERSION = 1
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise DecodeError(f"{what}: expected base64 text")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise DecodeError(f"{what}: not valid base64") from None
 
 
 def _load(text: str, kind: str) -> dict[str, Any]:
@@ -87,7 +78,8 @@ class SigningRequest:
             node_key=parse_node_public(str(doc.get("NodeKey"))),
             rotation_key=parse_nl_public(str(rotation)) if rotation else b"",
             chain=tuple(
-                AUM.from_cbor(_unb64(v, f"request: Authority[{i}]")) for i, v in enumerate(chain)
+                AUM.from_cbor(decode_base64_field(v, f"request: Authority[{i}]"))
+                for i, v in enumerate(chain)
             ),
         )
 
@@ -144,7 +136,7 @@ class SigningResponse:
     @classmethod
     def from_json(cls, text: str) -> SigningResponse:
         doc = _load(text, RESPONSE_KIND)
-        return cls(_unb64(doc.get("NodeKeySignature"), "response: NodeKeySignature"))
+        return cls(decode_base64_field(doc.get("NodeKeySignature"), "response: NodeKeySignature"))
 
 
 def check_response(authority: Authority, response: SigningResponse) -> NodeKeySignature:

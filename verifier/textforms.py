@@ -273,3 +273,16 @@ def parse_fork_from(text: str) -> bytes:
         return parse_aum_hash(text)
     except DecodeError as err:
         raise DecodeError(f"invalid fork-from hash: {err}") from None
+
+
+# --- base64 fields in JSON documents ------------------------------------------------------------
+
+
+def decode_base64_field(value: object, what: str) -> bytes:
+    """Strict standard base64 (as Go's encoding/json writes []byte) from a JSON value."""
+    if not isinstance(value, str):
+        raise DecodeError(f"{what}: expected a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise DecodeError(f"{what}: not valid base64") from None

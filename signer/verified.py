@@ -10,9 +10,15 @@ Ed25519 signature passes both.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from signer.backends.base import KeyBackend, SigningContext
 from verifier import ed25519
 from verifier.errors import SignerError
+
+if TYPE_CHECKING:
+    from verifier.authority import Authority
 
 
 class VerifiedBackend(KeyBackend):
@@ -29,18 +35,34 @@ class VerifiedBackend(KeyBackend):
         return self._inner.public_key()
 
     def _sign_digest(self, digest: bytes, context: SigningContext | None) -> bytes:
-        signature = self._inner.sign(digest, context)
+        return self._checked(digest, self._inner.sign(digest, context))
+
+    def sign_many(self, items: Sequence[tuple[bytes, SigningContext]]) -> list[bytes]:
+        signatures = self._inner.sign_many(items)
+        if len(signatures) != len(items):
+            raise SignerError(
+                f"{self._inner.describe()} returned {len(signatures)} signatures for "
+                f"{len(items)} requests"
+            )
+        return [self._checked(d, s) for (d, _), s in zip(items, signatures, strict=True)]
+
+    def _checked(self, digest: bytes, signature: bytes) -> bytes:
         public = self._inner.public_key()
         # One check covers both rules: a signature the cofactorless rule accepts has a canonical
         # R equal to [S]B - [k]A, so the cofactored ZIP-215 equation holds too (the native
         # tests check this implication on adversarial inputs).
-        if not ed25519.verify(public, digest, signature, rule="cofactorless"):
+        if len(signature) != 64 or not ed25519.verify(
+            public, digest, signature, rule="cofactorless"
+        ):
             raise SignerError(
                 f"{self._inner.describe()} returned a signature that does not verify with its "
                 f"public key {public.hex()}; the device holds a different key than it reports, "
                 "or is faulty — do not use this key"
             )
         return signature
+
+    def track(self, authority: Authority) -> None:
+        self._inner.track(authority)
 
     def describe(self) -> str:
         return self._inner.describe()

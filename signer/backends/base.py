@@ -8,16 +8,25 @@ signature (spec §4), so the message is always exactly 32 bytes.
 files) ignore it; a signer appliance that displays what it signs and asks for confirmation uses
 it: `payload` carries the CBOR whose SigHash is `digest`, so the device can parse it, recompute
 the hash and show the user what the signature authorizes instead of trusting the host's summary.
+Such a backend refuses a bare digest.
+
+Backends that track the tailnet's authority themselves (the appliance refuses to sign under a
+head it has not verified) are told about the authority a signature will be made under with
+`track(authority)`; the others ignore it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from verifier.errors import SignerError
+
+if TYPE_CHECKING:
+    from verifier.authority import Authority
 
 DIGEST_SIZE = 32
 SIGNATURE_SIZE = 64
@@ -33,15 +42,19 @@ class SigningContext:
 
     - `purpose`: which structure `digest` is the SigHash of.
     - `summary`: one line for a human ("sign node key nodekey:ab12… for tailnet lock").
-    - `payload`: the canonical CBOR (without its signature field) whose BLAKE2s-256 is the digest;
-      lets a device verify the summary itself. Optional.
+    - `payload`: what the digest is the SigHash of, in canonical CBOR: for a node-key signature
+      the NKS without its Signature field; for an AUM the whole AUM, carrying the signatures
+      other keys already made (its SigHash leaves them out). Lets a device check the summary.
     - `timeout_seconds`: how long a confirming device may wait for the person; None = its default.
+    - `deeplink`: a signing deeplink (`tailscale://sign-device/v1/?…`) naming the node, which a
+      device checks and shows; only for node-key signatures.
     """
 
     purpose: SigningPurpose
     summary: str
     payload: bytes | None = None
     timeout_seconds: float | None = None
+    deeplink: str | None = None
 
 
 class KeyBackend(ABC):
@@ -69,6 +82,15 @@ class KeyBackend(ABC):
     @abstractmethod
     def _sign_digest(self, digest: bytes, context: SigningContext | None) -> bytes:
         """Backend-specific signing; `digest` is already checked to be 32 bytes."""
+
+    def sign_many(self, items: Sequence[tuple[bytes, SigningContext]]) -> list[bytes]:
+        """Signatures over many digests; backends that can confirm a whole batch at once (the
+        appliance) override this. Each item is `(digest, context)` as for `sign`."""
+        return [self.sign(digest, context) for digest, context in items]
+
+    def track(self, authority: Authority) -> None:
+        """The authority the next signatures are made under (see the module docstring)."""
+        return None  # only backends that verify the authority themselves need it
 
     @abstractmethod
     def describe(self) -> str:

@@ -3,6 +3,9 @@
 The whole API (everything returns only after verifying what it built, with the verifier's own
 rules, so a faulty token or a wrong key never produces a signature we publish):
 
+- `aum_signer(backend) -> AUMSigner` — the backend as the verifier's AUM signer: each AUM goes
+  to the backend whole, with the signatures it already carries (`SigningContext.payload`), so a
+  device that shows what it signs can parse it and check the co-signatures itself.
 - `sign_aum(backend, aum) -> AUM` — signs `aum.sig_hash()` (§4.1) and appends
   `Signature(key_id=<backend public key>, signature)` (the KeyID of an Ed25519 key is its public
   key, §1.4). Existing signatures are kept, so co-signing is calling it again with another key.
@@ -35,31 +38,40 @@ from verifier.aum import AUM, message_kind_name
 from verifier.errors import SignatureError, SignerError
 from verifier.key import Signature, ed25519_key
 from verifier.nks import NodeKeySignature, SigKind, verify_nks
+from verifier.signing import AUMSigner
 from verifier.textforms import format_node_public, node_key_binary
 
 _ZERO_KEY = bytes(32)
 
 
+def aum_signer(backend: KeyBackend) -> AUMSigner:
+    """`backend` as an `AUMSigner` (see the module docstring)."""
+
+    def sign(aum: AUM) -> bytes:
+        return backend.sign(
+            aum.sig_hash(),
+            SigningContext(
+                purpose="aum",
+                summary=f"sign a tailnet-lock {message_kind_name(aum.kind)} update",
+                payload=aum.to_cbor(),
+            ),
+        )
+
+    return AUMSigner(backend.public_key(), sign)
+
+
 def sign_aum(backend: KeyBackend, aum: AUM) -> AUM:
     """`aum` with one more signature, by `backend`'s key, over its SigHash."""
-    digest = aum.sig_hash()
-    public = backend.public_key()
-    signature = backend.sign(
-        digest,
-        SigningContext(
-            purpose="aum",
-            summary=f"sign a tailnet-lock {message_kind_name(aum.kind)} update",
-            payload=aum.with_signatures(()).to_cbor(),
-        ),
-    )
+    signer = aum_signer(backend)
+    signature = signer.sign_aum(aum)
     # AUM signatures are checked with ZIP-215 by nodes (§4.3); require the stricter rule here so
     # what we publish is accepted by verifiers using either.
-    if not ed25519.verify(public, digest, signature, rule="cofactorless"):
+    if not ed25519.verify(signer.public_key, aum.sig_hash(), signature, rule="cofactorless"):
         raise SignerError(
             f"{backend.describe()} produced an AUM signature that does not verify; do not use "
             "this key"
         )
-    return aum.add_signature(Signature(key_id=public, signature=signature))
+    return aum.add_signature(Signature(key_id=signer.public_key, signature=signature))
 
 
 def _checked(nks: NodeKeySignature, node_key: bytes, trusted_public: bytes, what: str) -> None:

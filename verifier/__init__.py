@@ -22,17 +22,17 @@ from verifier.hashes import AUMHash
 from verifier.key import Key, Signature
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.peers import PeerVerdict, verify_peers
-from verifier.signing import DigestSigner
+from verifier.signing import AUMSigner
 from verifier.state import State
 
 __all__ = [
     "AUM",
     "AUMHash",
+    "AUMSigner",
     "Authority",
     "ControlError",
     "DecodeError",
     "DeviceError",
-    "DigestSigner",
     "Key",
     "MessageKind",
     "NodeKeySignature",

@@ -15,7 +15,7 @@ from verifier.hashes import AUMHash
 from verifier.key import Key
 from verifier.machine import apply_verified, verify_aum
 from verifier.nks import NodeKeySignature, node_key_authorized
-from verifier.signing import DigestSigner
+from verifier.signing import AUMSigner
 from verifier.state import State
 from verifier.storage.base import Storage
 from verifier.validate import static_validate
@@ -80,12 +80,12 @@ class Authority:
 
     @classmethod
     def create(
-        cls, storage: Storage, state: State, signer: DigestSigner
+        cls, storage: Storage, state: State, signer: AUMSigner
     ) -> tuple[Authority, AUM]:
         """Create (§6.7): a signed genesis checkpoint of `state`, bootstrapped into storage."""
         unsigned = AUM(kind=MessageKind.CHECKPOINT, state=state)
         static_validate(unsigned)
-        genesis = unsigned.add_signature(signer.signature_for(unsigned.sig_hash()))
+        genesis = signer.sign(unsigned)
         return cls.bootstrap(storage, genesis), genesis
 
     # --- queries ---------------------------------------------------------------------------------

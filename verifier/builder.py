@@ -1,5 +1,9 @@
 """Building signed updates on top of an authority's head (spec §8.7), including the builder's
-checkpoint cadence. Signing goes through a `DigestSigner`; `verifier` never holds a key."""
+checkpoint cadence. Signing goes through `AUMSigner`s; `verifier` never holds a key.
+
+With several signers each AUM is signed by all of them in the order given, each seeing the
+signatures before its own (a signer that enforces a cosigner threshold, such as the appliance,
+goes last); the next AUM's parent is the hash with every signature."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from verifier.authority import Authority
 from verifier.errors import ValidationError
 from verifier.key import Key
 from verifier.machine import apply_verified
-from verifier.signing import DigestSigner
+from verifier.signing import AUMSigner
 from verifier.textforms import format_aum_hash, format_tlpub
 from verifier.validate import MAX_KEYS, static_validate
 
@@ -18,17 +22,17 @@ CHECKPOINT_EVERY = 50
 
 
 class UpdateBuilder:
-    def __init__(self, authority: Authority, signer: DigestSigner | None) -> None:
+    def __init__(self, authority: Authority, *signers: AUMSigner) -> None:
         self.authority = authority
-        self.signer = signer
+        self.signers = signers
         self.state = authority.state
         self.parent: bytes = bytes(authority.head)
         self.out: list[AUM] = []
 
     def _append(self, unsigned: AUM) -> AUM:
         aum = unsigned
-        if self.signer is not None:
-            aum = aum.add_signature(self.signer.signature_for(aum.sig_hash()))
+        for signer in self.signers:
+            aum = signer.sign(aum)
         static_validate(aum)
         self.state = apply_verified(self.state, aum)
         self.parent = bytes(aum.hash())

@@ -18,7 +18,7 @@ from verifier.authority import Authority, new_state_ids
 from verifier.disablement import disablement_kdf
 from verifier.errors import ControlError, StorageError
 from verifier.key import ed25519_key
-from verifier.signing import DigestSigner
+from verifier.signing import AUMSigner
 from verifier.state import State
 from verifier.storage import MemoryStorage
 from verifier.textforms import format_nlpub, format_node_public
@@ -58,7 +58,9 @@ def test_enable_sign_sync_and_disable(transport: Transport) -> None:
     id1, id2 = new_state_ids()
     state = State(disablement_values=(disablement_kdf(b"s"),),
                   keys=(ed25519_key(bytes(admin_lock.verify_key)),), state_id1=id1, state_id2=id2)
-    signer = DigestSigner(bytes(admin_lock.verify_key), lambda d: admin_lock.sign(d).signature)
+    signer = AUMSigner.over_digest(
+        bytes(admin_lock.verify_key), lambda d: admin_lock.sign(d).signature
+    )
     _, genesis = Authority.create(MemoryStorage(), state, signer)
     need = admin.init_begin(base64.b64encode(genesis.to_cbor()).decode())["NeedSignatures"]
     assert [n["NodeID"] for n in need] == [1, 2]

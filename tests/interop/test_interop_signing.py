@@ -21,13 +21,13 @@ from verifier.builder import UpdateBuilder
 from verifier.disablement import disablement_kdf
 from verifier.key import Key, ed25519_key
 from verifier.nks import NodeKeySignature, SigKind, node_key_authorized
-from verifier.signing import DigestSigner
+from verifier.signing import AUMSigner
 from verifier.state import State
 from verifier.storage import MemoryStorage
 
 
-def _signer(sk: SigningKey) -> DigestSigner:
-    return DigestSigner(bytes(sk.verify_key), lambda d: sk.sign(d).signature)
+def _signer(sk: SigningKey) -> AUMSigner:
+    return AUMSigner.over_digest(bytes(sk.verify_key), lambda d: sk.sign(d).signature)
 
 
 def _key_json(key: Key) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def test_recovery_aums_cosigned_across_implementations(oracle: Oracle) -> None:
     admin = SigningKey(seeds[0])
     parent = revocation.fork_point(auth, [rogue], bytes(admin.verify_key))
     unsigned = revocation.recovery_aum(auth, [rogue], parent)
-    ours = unsigned.add_signature(_signer(admin).signature_for(unsigned.sig_hash()))
+    ours = unsigned.add_signature(_signer(admin).signature_for(unsigned))
     go = oracle.call("recovery_make", handle=handle, seed=seeds[0].hex(), remove=[rogue.hex()])
     assert go["error_text"] is None
     assert revocation.to_blob(ours) == go["cbor"].upper()
@@ -102,7 +102,7 @@ def test_recovery_aums_cosigned_across_implementations(oracle: Oracle) -> None:
     go_cosigned = oracle.call("recovery_cosign", seed=seeds[1].hex(), cbor=go["cbor"])["cbor"]
     our_cosigned = revocation.add_cosignature(
         revocation.from_blob(revocation.to_blob(ours)),
-        _signer(SigningKey(seeds[1])).signature_for(ours.sig_hash()),
+        _signer(SigningKey(seeds[1])).signature_for(ours),
     )
     assert our_cosigned.to_cbor().hex() == go_cosigned
     again = oracle.call("recovery_cosign", seed=seeds[1].hex(), cbor=go_cosigned)
@@ -161,7 +161,7 @@ def test_keys_in_softhsm_sign_what_go_accepts(oracle: Oracle, softhsm_token: Any
     try:
         with open_backend(uri) as backend:
             public = backend.public_key()
-            signer = DigestSigner(public, backend.sign)
+            signer = AUMSigner.over_digest(public, backend.sign)
             id1, id2 = new_state_ids()
             state = State(disablement_values=(bytes(range(32)),), keys=(ed25519_key(public),),
                           state_id1=id1, state_id2=id2)

@@ -26,7 +26,7 @@ from verifier.errors import DecodeError, TKAError
 from verifier.key import ed25519_key
 from verifier.nks import NodeKeySignature, node_key_authorized
 from verifier.peers import verify_peers
-from verifier.signing import DigestSigner
+from verifier.signing import AUMSigner
 from verifier.state import State
 from verifier.storage import FilesystemStorage, MemoryStorage
 from verifier.validate import static_validate
@@ -170,8 +170,8 @@ def test_disablement_kdf_matches_go(oracle: Oracle) -> None:
 # --- authorities: chains, fork choice, storage, node-key verdicts -------------------------------
 
 
-def _signer(sk: SigningKey) -> DigestSigner:
-    return DigestSigner(bytes(sk.verify_key), lambda d: sk.sign(d).signature)
+def _signer(sk: SigningKey) -> AUMSigner:
+    return AUMSigner.over_digest(bytes(sk.verify_key), lambda d: sk.sign(d).signature)
 
 
 def _authority(keys: list[SigningKey], storage: Any = None) -> tuple[Authority, AUM]:
@@ -263,7 +263,7 @@ def test_fork_choice_on_random_trees_matches_go(oracle: Oracle) -> None:
                 aum = AUM(kind=kind, prev_aum_hash=bytes(parent.hash()), key_id=rng.randbytes(4))
             trusted = [s for s in signers if state.get_key(bytes(s.verify_key))]
             for s in rng.sample(trusted, rng.randint(1, len(trusted))):
-                aum = aum.add_signature(_signer(s).signature_for(aum.sig_hash()))
+                aum = aum.add_signature(_signer(s).signature_for(aum))
             auth.inform([aum])
             all_aums.append(aum)
             frontier.append(aum)
@@ -418,7 +418,7 @@ def test_compaction_keeps_and_purges_what_go_does(oracle: Oracle) -> None:
             state = auth.state_at(parent.hash())
             signer = next(s for s in signers if state.get_key(bytes(s.verify_key)))
             aum = AUM(kind=MessageKind.NO_OP, prev_aum_hash=bytes(parent.hash()))
-            aum = aum.add_signature(_signer(signer).signature_for(aum.sig_hash()))
+            aum = aum.add_signature(_signer(signer).signature_for(aum))
             side.append(aum)
         if side:
             auth.inform(side)

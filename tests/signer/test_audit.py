@@ -18,14 +18,14 @@ from verifier.builder import UpdateBuilder
 from verifier.disablement import disablement_kdf
 from verifier.key import ed25519_key
 from verifier.nks import NodeKeySignature, SigKind
-from verifier.signing import DigestSigner
+from verifier.signing import AUMSigner
 from verifier.state import State
 from verifier.storage import FilesystemStorage
 from verifier.textforms import format_node_public, node_key_binary
 
 
-def _signer(sk: SigningKey) -> DigestSigner:
-    return DigestSigner(bytes(sk.verify_key), lambda d: sk.sign(d).signature)
+def _signer(sk: SigningKey) -> AUMSigner:
+    return AUMSigner.over_digest(bytes(sk.verify_key), lambda d: sk.sign(d).signature)
 
 
 def _direct(signer: SigningKey, node_key: bytes) -> bytes:

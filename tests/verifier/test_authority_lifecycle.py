@@ -14,13 +14,13 @@ from verifier.builder import CHECKPOINT_EVERY, UpdateBuilder
 from verifier.disablement import disablement_kdf
 from verifier.errors import SignatureError, StorageError, TKAError
 from verifier.key import ed25519_key
-from verifier.signing import DigestSigner
+from verifier.signing import AUMSigner
 from verifier.state import State
 from verifier.storage import FilesystemStorage, MemoryStorage, SQLiteStorage, Storage
 
 
-def _signer(sk: SigningKey) -> DigestSigner:
-    return DigestSigner(bytes(sk.verify_key), lambda d: sk.sign(d).signature)
+def _signer(sk: SigningKey) -> AUMSigner:
+    return AUMSigner.over_digest(bytes(sk.verify_key), lambda d: sk.sign(d).signature)
 
 
 def _genesis_state(*keys: SigningKey, secret: bytes = b"s" * 32) -> State:
@@ -72,7 +72,7 @@ def test_untrusted_update_is_rejected_and_nothing_stored(
     good.add_key(ed25519_key(os.urandom(32)))
     first = good.finalize()
     bad = AUM(kind=MessageKind.NO_OP, prev_aum_hash=bytes(first[-1].hash()))
-    bad = bad.add_signature(_signer(stranger).signature_for(bad.sig_hash()))
+    bad = bad.add_signature(_signer(stranger).signature_for(bad))
     before = set(storage.all_aums())
     with pytest.raises(SignatureError, match="update 1 invalid: bad keyID"):
         auth.inform([*first, bad])
@@ -93,13 +93,13 @@ def test_fork_choice_prefers_weight_then_remove_key(
     auth, genesis = Authority.create(storage, state, _signer(a))
     parent = bytes(genesis.hash())
     light = AUM(kind=MessageKind.NO_OP, prev_aum_hash=parent)
-    light = light.add_signature(_signer(a).signature_for(light.sig_hash()))
+    light = light.add_signature(_signer(a).signature_for(light))
     heavy = AUM(kind=MessageKind.NO_OP, prev_aum_hash=parent, key_id=b"x" * 32)
-    heavy = heavy.add_signature(_signer(b).signature_for(heavy.sig_hash()))
+    heavy = heavy.add_signature(_signer(b).signature_for(heavy))
     auth.inform([light, heavy])
     assert auth.head == heavy.hash()
     remove = AUM(kind=MessageKind.REMOVE_KEY, prev_aum_hash=parent, key_id=bytes(a.verify_key))
-    remove = remove.add_signature(_signer(b).signature_for(remove.sig_hash()))
+    remove = remove.add_signature(_signer(b).signature_for(remove))
     auth.inform([remove])
     assert auth.head == remove.hash()  # equal weight to `heavy`, RemoveKey wins
     assert Authority.open(storage).head == remove.hash()

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import base64
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, TextIO
 
 from signer.backends.base import KeyBackend
-from signer.nks_signing import sign_direct_nks
+from signer.nks_signing import sign_direct_nks_many
 from verifier.errors import DecodeError, SignerError
 from verifier.textforms import (
     parse_nl_public,
@@ -71,19 +71,21 @@ def check_rotation_key(rotation_public: bytes | None) -> None:
 
 def sign_node_keys(
     backend: KeyBackend,
-    node_keys: Iterable[bytes],
+    node_keys: Sequence[bytes],
     *,
     rotation_public: bytes | None = None,
     on_progress: Callable[[int], None] | None = None,
-) -> Iterator[bytes]:
-    """Yield the serialized, signed direct NKS for each node key, in order."""
+) -> list[bytes]:
+    """The serialized, signed direct NKS for each node key, in order, made through the
+    backend's batch path (an appliance confirms the whole batch once)."""
     check_rotation_key(rotation_public)
     for count, node_key in enumerate(node_keys, start=1):
         if len(node_key) != 32:
             raise SignerError(f"node key #{count} is {len(node_key)} bytes, expected 32")
-        yield sign_direct_nks(backend, node_key, rotation_public or b"")
-        if on_progress is not None:
-            on_progress(count)
+    rotation = rotation_public or b""
+    return sign_direct_nks_many(
+        backend, [(node_key, rotation) for node_key in node_keys], on_progress
+    )
 
 
 def encode_line(blob: bytes, fmt: OutputFormat) -> str:

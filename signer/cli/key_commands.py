@@ -5,6 +5,7 @@
     tka key show <uri>                          print the key's tlpub:
     tka key import <file-uri> <pkcs11-uri>      move a software key into a token (discouraged)
     tka key sign-nodekeys --key URI --in F --out F [--rotation-key tlpub:…] [--format base64|hex]
+                          [--authority DIR]
 
 PINs come from the URI's pin-source=, TKA_PKCS11_PIN or a prompt; never from argv.
 """
@@ -69,6 +70,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rotation-key", metavar="tlpub:…", help="wrapping (rotation) public key")
     p.add_argument("--format", choices=("base64", "hex"), default="base64",
                    help="encoding of each output line (default base64)")
+    p.add_argument("--authority", metavar="DIR",
+                   help="sign under this authority (a node's tka directory, read-only): the key "
+                        "must be trusted there; required for appliance keys")
     p.set_defaults(func=cmd_sign_nodekeys)
 
 
@@ -266,7 +270,19 @@ def cmd_sign_nodekeys(args: argparse.Namespace) -> int:
                 node_keys = bulk.read_node_keys(fh, args.infile)
         except OSError as exc:
             raise SignerError(f"cannot read {args.infile}: {exc.strerror}") from None
+    authority = None
+    if args.authority:
+        from signer.audit import open_authority_readonly
+
+        authority = open_authority_readonly(Path(args.authority))
     with open_backend(args.key) as backend:
+        if authority is not None:
+            if not authority.key_trusted(backend.public_key()):
+                raise SignerError(
+                    f"{tlpub(backend.public_key())} is not trusted by the authority in "
+                    f"{args.authority}; its signatures would authorize nothing"
+                )
+            backend.track(authority)
         progress = bulk.terminal_progress(len(node_keys))
         try:
             lines = [

@@ -70,7 +70,10 @@ def common_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--key",
         metavar="URI",
-        help="lock-key backend URI (pkcs11:…, file:…); default: the node's recorded lock key",
+        action="append",
+        help="lock-key backend URI (pkcs11:…, appliance:…, file:…); default: the node's "
+        "recorded lock key. Commands that change the authority accept it several times: each "
+        "update is signed by every key, in order",
     )
     group.add_argument(
         "--yes",

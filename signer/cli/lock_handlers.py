@@ -20,14 +20,15 @@ from pathlib import Path
 import nacl.signing
 
 from signer.backends import open_backend
-from signer.backends.base import KeyBackend, SigningContext
+from signer.backends.base import KeyBackend
 from signer.backends.file import write_new_key_file
 from signer.cli import UsageError
 from signer.cli.lock_commands import CommandError, confirm, program_name, read_secret_argument
 from signer.control_client import ControlClient, open_transport
-from signer.nks_signing import sign_direct_nks
+from signer.nks_signing import sign_direct_nks, sign_direct_nks_many
 from signer.node import NodeConfig, NodeState, default_control_path, default_state_dir
 from signer.render import LockStatus, PeerView, log_human, log_json, status_human, status_json
+from signer.signing import aum_signer
 from signer.sync_node import SyncResult, sync
 from verifier import authkey, revocation
 from verifier.aum import AUM, MessageKind
@@ -39,7 +40,6 @@ from verifier.key import Key, ed25519_key
 from verifier.machine import verify_aum
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.peers import verify_peers
-from verifier.signing import DigestSigner
 from verifier.state import State
 from verifier.storage import MemoryStorage
 from verifier.textforms import (
@@ -100,18 +100,44 @@ class Session:
     def resync(self) -> None:
         self.synced = sync(self.node, self.client)
 
+    def key_uris(self) -> list[str]:
+        """`--key` (repeatable), else the node's recorded lock key."""
+        uris: list[str] = list(self.args.key or [])
+        if not uris:
+            recorded = self.node.config().lock_key
+            if not recorded:
+                raise CommandError("this node has no lock key; pass --key URI")
+            uris = [recorded]
+        return uris
+
+    def _open(self, uri: str) -> KeyBackend:
+        backend = open_backend(uri)
+        try:
+            if self.synced.authority is not None:
+                backend.track(self.synced.authority)
+        except BaseException:
+            backend.close()
+            raise
+        return backend
+
     @contextlib.contextmanager
     def backend(self) -> Iterator[KeyBackend]:
-        uri = self.args.key or self.node.config().lock_key
-        if not uri:
-            raise CommandError("this node has no lock key; pass --key URI")
-        with open_backend(uri) as backend:
+        """The one key that signs node keys (a node-key signature has one signer)."""
+        uris = self.key_uris()
+        if len(uris) > 1:
+            raise UsageError("this command signs with one key: give --key once")
+        with self._open(uris[0]) as backend:
             yield backend
 
-    def signer(self, backend: KeyBackend, purpose: str) -> DigestSigner:
-        context = SigningContext(purpose="aum" if purpose == "aum" else "node-key-signature",
-                                 summary=purpose)
-        return DigestSigner(backend.public_key(), lambda d: backend.sign(d, context))
+    @contextlib.contextmanager
+    def backends(self) -> Iterator[list[KeyBackend]]:
+        """Every key that signs the AUMs of this command, in the order given: each AUM carries
+        all their signatures (put an appliance that requires cosigners last)."""
+        with contextlib.ExitStack() as stack:
+            opened = []
+            for uri in self.key_uris():
+                opened.append(stack.enter_context(self._open(uri)))
+            yield opened
 
 
 @contextlib.contextmanager
@@ -272,16 +298,26 @@ def cmd_init(args: argparse.Namespace) -> int:
         state = State(disablement_values=tuple(all_values), keys=tuple(keys),
                       state_id1=id1, state_id2=id2)
         with s.backend() as backend:
-            signer = s.signer(backend, "aum")
-            _, genesis = Authority.create(MemoryStorage(), state, signer)
+            genesis_authority, genesis = Authority.create(
+                MemoryStorage(), state, aum_signer(backend)
+            )
+            # The node keys are signed under the new authority (an appliance enrolls the genesis
+            # it has just signed, then confirms the whole batch once).
+            backend.track(genesis_authority)
             need = s.client.init_begin(_b64(genesis.to_cbor()))["NeedSignatures"]
-            signatures = {}
-            for item in need:
-                rotation = base64.b64decode(item["RotationPubkey"] or "")
-                nks = sign_direct_nks(
-                    backend, parse_node_public(item["NodePublic"]), rotation
-                )
-                signatures[str(item["NodeID"])] = _b64(nks)
+            blobs = sign_direct_nks_many(
+                backend,
+                [
+                    (
+                        parse_node_public(item["NodePublic"]),
+                        base64.b64decode(item["RotationPubkey"] or ""),
+                    )
+                    for item in need
+                ],
+            )
+            signatures = {
+                str(item["NodeID"]): _b64(blob) for item, blob in zip(need, blobs, strict=True)
+            }
         s.client.init_finish(
             signatures, _b64(support_secret) if support_secret is not None else None
         )
@@ -404,14 +440,16 @@ def _submit_updates(s: Session, updates: list[AUM]) -> None:
 
 def _modify(s: Session, add: list[Key], remove: list[bytes], plan: list[str], action: str) -> None:
     authority = s.require_authority()
-    with s.backend() as backend:
-        _require_trusted(authority, backend.public_key())
-        builder = UpdateBuilder(authority, s.signer(backend, "aum"))
+    # Ask before any key is touched: an appliance would otherwise show its screen first.
+    confirm(s.args, plan, action)
+    with s.backends() as backends:
+        for backend in backends:
+            _require_trusted(authority, backend.public_key())
+        builder = UpdateBuilder(authority, *(aum_signer(b) for b in backends))
         for key in add:
             builder.add_key(key)
         for key_id in remove:
             builder.remove_key(key_id)
-        confirm(s.args, plan, action)
         updates = builder.finalize()
     _submit_updates(s, updates)
 
@@ -651,12 +689,14 @@ def cmd_revoke_keys(args: argparse.Namespace) -> int:
         with session(args) as s:
             original = aum
             if args.cosign:
-                with s.backend() as backend:
-                    signer = s.signer(backend, "aum")
-                    if any(sig.key_id == signer.key_id for sig in aum.signatures):
-                        raise CommandError("this node has already signed this recovery AUM")
-                    confirm(args, _check_recovery(s.require_authority(), aum), "co-sign it")
-                    aum = revocation.add_cosignature(aum, signer.signature_for(aum.sig_hash()))
+                plan = _check_recovery(s.require_authority(), aum)
+                confirm(args, plan, "co-sign it")
+                with s.backends() as backends:
+                    for backend in backends:
+                        signer = aum_signer(backend)
+                        if any(sig.key_id == signer.key_id for sig in aum.signatures):
+                            raise CommandError("this node has already signed this recovery AUM")
+                        aum = revocation.add_cosignature(aum, signer.signature_for(aum))
                 blob = revocation.to_blob(aum)
                 print("Co-signing completed successfully.\n")
                 print(
@@ -682,20 +722,22 @@ def cmd_revoke_keys(args: argparse.Namespace) -> int:
     with session(args) as s:
         authority = s.require_authority()
         revoke = [k.public or b"" for k in keys]
-        with s.backend() as backend:
-            signer = s.signer(backend, "aum")
+        with s.backends() as backends:
+            signers = [aum_signer(b) for b in backends]
             if args.fork_from:
                 try:
                     parent = parse_fork_from(args.fork_from)
                 except DecodeError as err:
                     raise UsageError(f"invalid fork-from hash: {err}") from None
             else:
-                parent = revocation.fork_point(authority, revoke, signer.key_id)
+                parent = revocation.fork_point(authority, revoke, signers[0].key_id)
             try:
                 unsigned = revocation.recovery_aum(authority, revoke, parent)
             except TKAError as err:
                 raise CommandError(f"generation of recovery AUM failed: {err}") from None
-            aum = unsigned.add_signature(signer.signature_for(unsigned.sig_hash()))
+            aum = unsigned
+            for signer in signers:
+                aum = signer.sign(aum)
     print("Run the following command on another machine with a trusted tailnet lock key:")
     print(f"\t{prog} revoke-keys --cosign {revocation.to_blob(aum)}")
     return 0

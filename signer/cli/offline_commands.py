@@ -54,11 +54,13 @@ def cmd_request(args: argparse.Namespace) -> int:
 def cmd_sign(args: argparse.Namespace) -> int:
     request = SigningRequest.from_json(_read(args.infile))
     with open_backend(args.key) as backend:
-        _, plan = open_request(request, backend.public_key())
+        authority, plan = open_request(request, backend.public_key())
         if args.confirm:  # confirm() shows the plan itself when it asks
             for line in plan:
                 print(line, file=sys.stderr)
         confirm(args, plan, "sign")
+        # An appliance checks the request's authority against the one it is enrolled in.
+        backend.track(authority)
         nks = sign_direct_nks(backend, request.node_key, request.rotation_key)
     atomic_write(Path(args.out), SigningResponse(nks).to_json().encode())
     print(f"wrote the signature to {args.out}")
@@ -86,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser("sign", help="offline: check a request against its authority and sign it")
     p.add_argument("--in", dest="infile", required=True, help="request file")
     p.add_argument("--out", required=True, help="response file to write")
-    p.add_argument("--key", required=True, help="lock-key URI (pkcs11:… or file:…)")
+    p.add_argument("--key", required=True, help="lock-key URI (pkcs11:…, appliance:… or file:…)")
     p.add_argument("--yes", "--confirm", dest="confirm", action="store_true",
                    help="do not ask before signing")
     p.set_defaults(func=cmd_sign)

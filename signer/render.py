@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,27 @@ _AUM_KINDS = {
 _SIG_KINDS = {0: "invalid", 1: "direct", 2: "rotation", 3: "credential"}
 
 SIGN_COMMAND = "tka sign"
+
+
+# Characters that move the cursor, hide text or reorder it on a terminal.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def safe_text(text: str, limit: int = 200) -> str:
+    """Text another party chose (a node name, key metadata, a deeplink field), fit to print:
+    control, formatting and bidirectional characters escaped, backslashes doubled, long text
+    cut with an ellipsis."""
+    out: list[str] = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(ch) in _INVISIBLE_CATEGORIES:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{{{code:04x}}}")
+        else:
+            out.append(ch)
+    escaped = "".join(out)
+    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
 
 
 def key_kind_name(kind: int) -> str:

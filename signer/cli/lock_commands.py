@@ -194,6 +194,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("keys", nargs="*", metavar="<public-key>")
 
     p = add("sign", h.cmd_sign, "Signs a node or pre-approved auth key")
+    p.add_argument("--deeplink", metavar="URL",
+                   help="sign the node a signing deeplink (tailscale://sign-device/v1/?…) names, "
+                        "after checking its MAC; an appliance shows the node's name and OS")
     p.add_argument("args", nargs="*", metavar="<node-key> [<rotation-key>] | <auth-key>")
 
     p = add("disable", h.cmd_disable,

@@ -27,13 +27,22 @@ from signer.cli.lock_commands import CommandError, confirm, program_name, read_s
 from signer.control_client import ControlClient, open_transport
 from signer.nks_signing import sign_direct_nks, sign_direct_nks_many
 from signer.node import NodeConfig, NodeState, default_control_path, default_state_dir
-from signer.render import LockStatus, PeerView, log_human, log_json, status_human, status_json
+from signer.render import (
+    LockStatus,
+    PeerView,
+    log_human,
+    log_json,
+    safe_text,
+    status_human,
+    status_json,
+)
 from signer.signing import aum_signer
 from signer.sync_node import SyncResult, sync
 from verifier import authkey, revocation
 from verifier.aum import AUM, MessageKind
 from verifier.authority import Authority, new_state_ids
 from verifier.builder import UpdateBuilder
+from verifier.deeplink import validate_deeplink
 from verifier.disablement import disablement_kdf, new_disablement_secret
 from verifier.errors import DecodeError, NotTrustedError, TKAError
 from verifier.key import Key, ed25519_key
@@ -511,6 +520,10 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_sign(args: argparse.Namespace) -> int:
     words = [_read_file_arg(a) for a in args.args]
+    if args.deeplink is not None:
+        if words:
+            raise UsageError("usage: tka sign --deeplink <tailscale://sign-device/v1/?…>")
+        return _sign_deeplink(args, _read_file_arg(args.deeplink))
     if words and words[0].startswith(authkey.AUTHKEY_PREFIX):
         if len(words) != 1:
             raise UsageError("usage: tka sign <tailscale pre-auth key>")
@@ -530,22 +543,51 @@ def cmd_sign(args: argparse.Namespace) -> int:
         if rotation == bytes(32):
             raise UsageError("decoding rotation-key: the all-zero key is refused (spec §18)")
     with session(args) as s:
-        authority = s.require_authority()
-        with s.backend() as backend:
-            if not authority.key_trusted(backend.public_key()):
-                # One line instead of the reference's four-line banner (docs/cli.md).
-                raise NotTrustedError(
-                    "this node does not have a trusted tailnet lock key; signing is not "
-                    "available here, try again on a signing device"
-                )
-            signer_key = format_tlpub(backend.public_key())
-            plan = [f"will sign {format_node_public(node_key)} with {signer_key}"]
-            if rotation:
-                plan.append(f"rotation key: {format_tlpub(rotation)}")
-            confirm(args, plan, "sign this node key")
-            nks = sign_direct_nks(backend, node_key, rotation)
-        s.client.submit_signature(_b64(nks))
+        _sign_node_key(s, node_key, rotation, None, [])
     return 0
+
+
+def _sign_deeplink(args: argparse.Namespace, link: str) -> int:
+    """Sign what a signing deeplink (spec §12) names: its node key, with its tailnet-lock key
+    as the rotation key, after checking its MAC with the authority's StateID1."""
+    with session(args) as s:
+        authority = s.require_authority()
+        checked = validate_deeplink(link, authority.state.state_id1)
+        if not checked.valid:
+            raise CommandError(f"the signing deeplink is not valid: {checked.error}")
+        try:
+            node_key = parse_node_public(checked.node_key)
+            rotation = parse_nl_public(checked.tlpub)
+        except DecodeError as err:
+            raise CommandError(f"the signing deeplink names a malformed key: {err}") from None
+        if rotation == bytes(32):
+            raise CommandError("the signing deeplink names the all-zero rotation key (spec §18)")
+        shown = [
+            f"device: {safe_text(checked.device_name)} ({safe_text(checked.os_name)}), "
+            f"login {safe_text(checked.email)}"
+        ]
+        _sign_node_key(s, node_key, rotation, link, shown)
+    return 0
+
+
+def _sign_node_key(
+    s: Session, node_key: bytes, rotation: bytes, deeplink: str | None, extra_plan: list[str]
+) -> None:
+    authority = s.require_authority()
+    with s.backend() as backend:
+        if not authority.key_trusted(backend.public_key()):
+            # One line instead of the reference's four-line banner (docs/cli.md).
+            raise NotTrustedError(
+                "this node does not have a trusted tailnet lock key; signing is not "
+                "available here, try again on a signing device"
+            )
+        signer_key = format_tlpub(backend.public_key())
+        plan = [f"will sign {format_node_public(node_key)} with {signer_key}", *extra_plan]
+        if rotation:
+            plan.append(f"rotation key: {format_tlpub(rotation)}")
+        confirm(s.args, plan, "sign this node key")
+        nks = sign_direct_nks(backend, node_key, rotation, deeplink)
+    s.client.submit_signature(_b64(nks))
 
 
 def _read_file_arg(arg: str) -> str:

@@ -10,7 +10,7 @@ Ed25519 signature passes both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from signer.backends.base import KeyBackend, SigningContext
@@ -37,8 +37,12 @@ class VerifiedBackend(KeyBackend):
     def _sign_digest(self, digest: bytes, context: SigningContext | None) -> bytes:
         return self._checked(digest, self._inner.sign(digest, context))
 
-    def sign_many(self, items: Sequence[tuple[bytes, SigningContext]]) -> list[bytes]:
-        signatures = self._inner.sign_many(items)
+    def sign_many(
+        self,
+        items: Sequence[tuple[bytes, SigningContext]],
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[bytes]:
+        signatures = self._inner.sign_many(items, on_progress)
         if len(signatures) != len(items):
             raise SignerError(
                 f"{self._inner.describe()} returned {len(signatures)} signatures for "

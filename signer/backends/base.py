@@ -18,7 +18,7 @@ head it has not verified) are told about the authority a signature will be made 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
@@ -83,10 +83,20 @@ class KeyBackend(ABC):
     def _sign_digest(self, digest: bytes, context: SigningContext | None) -> bytes:
         """Backend-specific signing; `digest` is already checked to be 32 bytes."""
 
-    def sign_many(self, items: Sequence[tuple[bytes, SigningContext]]) -> list[bytes]:
+    def sign_many(
+        self,
+        items: Sequence[tuple[bytes, SigningContext]],
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[bytes]:
         """Signatures over many digests; backends that can confirm a whole batch at once (the
-        appliance) override this. Each item is `(digest, context)` as for `sign`."""
-        return [self.sign(digest, context) for digest, context in items]
+        appliance) override this. Each item is `(digest, context)` as for `sign`;
+        `on_progress(done)` is called as signatures are made."""
+        out: list[bytes] = []
+        for digest, context in items:
+            out.append(self.sign(digest, context))
+            if on_progress is not None:
+                on_progress(len(out))
+        return out
 
     def track(self, authority: Authority) -> None:
         """The authority the next signatures are made under (see the module docstring)."""

@@ -74,10 +74,13 @@ class AUM:
 
     @property
     def parent(self) -> AUMHash | None:
-        """The parent hash, or None for a parentless (genesis) AUM or a malformed parent."""
-        if self.prev_aum_hash is None or len(self.prev_aum_hash) != 32:
+        """The parent as the reference's `Parent()` reads it, which every walk through storage
+        uses: None when PrevAUMHash is absent or empty, else its bytes left-aligned in 32
+        (shorter ones zero-padded, longer ones cut). Only applying an AUM compares the raw
+        bytes (`parent AUMHash mismatch`)."""
+        if not self.prev_aum_hash:
             return None
-        return AUMHash(self.prev_aum_hash)
+        return AUMHash(self.prev_aum_hash[:32].ljust(32, b"\0"))
 
     @property
     def kind_name(self) -> str:

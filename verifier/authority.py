@@ -128,9 +128,10 @@ class Authority:
             if self.storage.aum(h) is not None:
                 head_chain = False
                 continue
-            parent = update.prev_aum_hash
-            if parent is None:
+            parent_hash = update.parent
+            if parent_hash is None:
                 raise ValidationError(f"update {i}: missing parent")
+            parent = bytes(parent_hash)
             state = cache.get(parent)
             if state is None:
                 try:

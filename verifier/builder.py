@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from verifier.aum import AUM, MessageKind
 from verifier.authority import Authority
-from verifier.errors import ValidationError
+from verifier.errors import NotTrustedError, ValidationError
 from verifier.key import Key
 from verifier.machine import apply_verified
 from verifier.signing import AUMSigner
@@ -50,8 +50,10 @@ class UpdateBuilder:
         return self._append(AUM(kind=MessageKind.ADD_KEY, prev_aum_hash=self.parent, key=key))
 
     def _require(self, key_id: bytes) -> None:
-        if self.state.get_key(key_id) is None:
-            raise ValidationError(f"failed reading key {key_id.hex()}: key not found")
+        try:
+            self.state.find_key(key_id)
+        except NotTrustedError as err:
+            raise ValidationError(f"failed reading key {key_id.hex()}: {err}") from None
 
     def remove_key(self, key_id: bytes) -> AUM:
         self._require(key_id)
@@ -83,14 +85,16 @@ class UpdateBuilder:
         for _ in range(max(to_read, 0)):
             if cursor is None or cursor.kind == MessageKind.CHECKPOINT:
                 return False
-            if cursor.prev_aum_hash is None:
+            if cursor.parent is None:
                 return False
-            cursor = storage.aum(cursor.prev_aum_hash)
+            cursor = storage.aum(cursor.parent)
         return True
 
     def finalize(self) -> list[AUM]:
-        """The queued AUMs, followed by a checkpoint when the cadence calls for one."""
-        if self.out and self._needs_checkpoint():
+        """The queued AUMs, followed by a checkpoint when the cadence calls for one — even
+        with nothing queued, as the reference does once 50 AUMs have passed since the last
+        checkpoint."""
+        if self._needs_checkpoint():
             checkpoint_state = self.state.replace(last_aum_hash=None)
             self._append(
                 AUM(kind=MessageKind.CHECKPOINT, prev_aum_hash=self.parent, state=checkpoint_state)

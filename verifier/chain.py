@@ -77,15 +77,15 @@ def state_at(storage: Storage, h: bytes, limit: int = MAX_SCAN_ITERATIONS) -> St
         if cursor.kind == MessageKind.CHECKPOINT and cursor.state is not None:
             state = genesis_state(cursor)
             break
-        if cursor.prev_aum_hash is None:
+        parent_hash = cursor.parent
+        if parent_hash is None:
             state = genesis_state(cursor)
             break
         path.append(cursor)
-        parent = storage.aum(cursor.prev_aum_hash)
+        parent = storage.aum(parent_hash)
         if parent is None:
             raise StorageError(
-                f"chain is broken: parent {format_aum_hash(cursor.prev_aum_hash)} of "
-                f"{cursor.hash()} is not stored"
+                f"chain is broken: parent {parent_hash} of {cursor.hash()} is not stored"
             )
         cursor = parent
     else:
@@ -103,7 +103,7 @@ def oldest_ancestor(
     cursor = head
     through_active = False
     for _ in range(limit):
-        parent_hash = cursor.prev_aum_hash
+        parent_hash = cursor.parent
         if parent_hash is None:
             return cursor, through_active
         if hint is not None and parent_hash == bytes(hint):

@@ -45,9 +45,9 @@ def _mark_active_chain(storage: Storage, marks: _Marks, head: bytes, min_chain: 
     for _ in range(min_chain):
         h = bytes(cursor.hash())
         marks.active.add(h)
-        if cursor.prev_aum_hash is None:
+        if cursor.parent is None:
             return h  # genesis: the chain is too short to truncate
-        parent = storage.aum(cursor.prev_aum_hash)
+        parent = storage.aum(cursor.parent)
         if parent is None:
             return h  # history already ends here
         cursor = parent
@@ -57,14 +57,14 @@ def _mark_active_chain(storage: Storage, marks: _Marks, head: bytes, min_chain: 
         marks.active.add(h)
         if cursor.kind == MessageKind.CHECKPOINT:
             start = h
-            if h not in marks.young or cursor.prev_aum_hash is None:
+            if h not in marks.young or cursor.parent is None:
                 break
-        if cursor.prev_aum_hash is None:
+        if cursor.parent is None:
             raise StorageError("compaction: reached genesis without finding a checkpoint")
-        cursor = _load(storage, cursor.prev_aum_hash, "searching for a checkpoint to start from")
-    while cursor.prev_aum_hash is not None:
-        marks.candidate.add(cursor.prev_aum_hash)
-        parent = storage.aum(cursor.prev_aum_hash)
+        cursor = _load(storage, cursor.parent, "searching for a checkpoint to start from")
+    while cursor.parent is not None:
+        marks.candidate.add(cursor.parent)
+        parent = storage.aum(cursor.parent)
         if parent is None:
             break
         cursor = parent
@@ -94,7 +94,7 @@ def _mark_links_to_start(
             if h in marks.ancestor:
                 continue
             marks.ancestor.add(h)
-            parent = _load(storage, h, "walking to the start of history").prev_aum_hash
+            parent = _load(storage, h, "walking to the start of history").parent
             if parent is None:
                 raise StorageError("compaction: a kept AUM does not lead back to the start")
             if marks.kept(parent):
@@ -111,9 +111,9 @@ def _mark_links_to_start(
             marks.active.add(bytes(cursor.hash()))
             if cursor.kind == MessageKind.CHECKPOINT:
                 return bytes(cursor.hash())
-            if cursor.prev_aum_hash is None:
+            if cursor.parent is None:
                 raise StorageError("compaction: reached genesis without finding a checkpoint")
-            cursor = _load(storage, cursor.prev_aum_hash, "searching for a checkpoint")
+            cursor = _load(storage, cursor.parent, "searching for a checkpoint")
     return start
 
 

@@ -28,6 +28,15 @@ class NotTrustedError(TKAError):
     """A key that the authority does not trust where trust is required."""
 
 
+class KeyNotFoundError(NotTrustedError):
+    """A key lookup in a state found no key with that ID (the reference's ErrNoSuchKey)."""
+
+
+class UnknownKeyKindError(NotTrustedError):
+    """A key lookup reached a trusted key of a kind that has no key ID (not Ed25519): the
+    reference stops there with an error instead of looking further."""
+
+
 class StorageError(TKAError):
     """Authority storage that is missing, corrupt, half-written or locked."""
 

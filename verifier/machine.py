@@ -7,16 +7,22 @@ import dataclasses
 
 from verifier import ed25519
 from verifier.aum import AUM, MessageKind, message_kind_name
-from verifier.errors import SignatureError, ValidationError
+from verifier.errors import (
+    KeyNotFoundError,
+    NotTrustedError,
+    SignatureError,
+    UnknownKeyKindError,
+    ValidationError,
+)
 from verifier.hashes import AUMHash
-from verifier.key import Key
+from verifier.key import Key, KeyKind, key_kind_name
 from verifier.state import State
 from verifier.textforms import format_aum_hash
 from verifier.validate import static_validate
 
 
-def _text(h: bytes | None) -> str:
-    return format_aum_hash(h) if h is not None and len(h) == 32 else repr(h)
+def _go_hex_text(h: bytes) -> str:
+    return format_aum_hash(h[:32].ljust(32, b"\0")).encode().hex()
 
 
 def verify_aum(state: State, aum: AUM, *, genesis: bool = False) -> None:
@@ -27,30 +33,35 @@ def verify_aum(state: State, aum: AUM, *, genesis: bool = False) -> None:
     except ValidationError as err:
         raise ValidationError(f"invalid: {err}") from None
     if not genesis:
-        if aum.prev_aum_hash is None:
+        parent = aum.parent
+        if parent is None:
             raise ValidationError("aum has no parent")
         if state.last_aum_hash is None:
             raise ValidationError(
                 "cannot check update parent hash against a state with no previous AUM"
             )
-        if state.last_aum_hash != aum.prev_aum_hash:
+        if state.last_aum_hash != parent:
+            # The reference formats both hashes with %x, which hex-encodes their base32 text,
+            # and names the state's hash first.
             raise ValidationError(
-                f"aum with parent {_text(aum.prev_aum_hash)} cannot be applied to a state "
-                f"with parent {_text(state.last_aum_hash)}"
+                f"aum with parent {_go_hex_text(state.last_aum_hash)} cannot be applied to a "
+                f"state with parent {_go_hex_text(parent)}"
             )
     if not aum.signatures:
         raise SignatureError("unsigned AUM")
     digest = aum.sig_hash()
     for i, sig in enumerate(aum.signatures):
-        key = state.get_key(sig.key_id or b"")
-        if key is None:
-            raise SignatureError(f"bad keyID on signature {i}: key not found")
+        try:
+            key = state.find_key(sig.key_id or b"")
+        except NotTrustedError as err:
+            raise SignatureError(f"bad keyID on signature {i}: {err}") from None
         if not ed25519.verify(key.public or b"", digest, sig.signature or b"", "zip215"):
             raise SignatureError(f"signature {i}: invalid signature")
     if (
         aum.kind == MessageKind.REMOVE_KEY
         and len(state.trusted_keys) == 1
-        and state.trusted_keys[0].public == aum.key_id
+        and state.trusted_keys[0].kind == KeyKind.ED25519
+        and (state.trusted_keys[0].public or b"") == aum.key_id
     ):
         raise ValidationError("cannot remove the last key in the state")
 
@@ -76,8 +87,8 @@ def apply_verified(state: State, aum: AUM) -> State:
             raise ValidationError("key already exists")
         return dataclasses.replace(state, keys=(*keys, aum.key), last_aum_hash=new_hash)
     if kind == MessageKind.UPDATE_KEY:
-        index = _key_index(keys, aum.key_id)
-        key = keys[index]
+        key_id = aum.key_id or b""
+        key = _lookup(state, key_id)
         if aum.votes is not None:
             key = dataclasses.replace(key, votes=aum.votes)
         if aum.meta is not None:
@@ -86,20 +97,30 @@ def apply_verified(state: State, aum: AUM) -> State:
             key.validate()
         except ValidationError as err:
             raise ValidationError(f"updated key fails validation: {err}") from None
-        keys[index] = key
+        # The reference rewrites every key with that ID, and fails at a key of unknown kind
+        # anywhere in the list.
+        for i, old in enumerate(keys):
+            _require_key_id(old)
+            if (old.public or b"") == key_id:
+                keys[i] = key
         return dataclasses.replace(state, keys=tuple(keys), last_aum_hash=new_hash)
     if kind == MessageKind.REMOVE_KEY:
-        del keys[_key_index(keys, aum.key_id)]
+        del keys[keys.index(_lookup(state, aum.key_id or b""))]
         return dataclasses.replace(state, keys=tuple(keys), last_aum_hash=new_hash)
     # NoOp and unknown future kinds only move the head.
     return dataclasses.replace(state, last_aum_hash=new_hash)
 
 
-def _key_index(keys: list[Key], key_id: bytes | None) -> int:
-    for i, key in enumerate(keys):
-        if key.public is not None and key.public == key_id:
-            return i
-    raise ValidationError("key not found")
+def _lookup(state: State, key_id: bytes) -> Key:
+    try:
+        return state.find_key(key_id)
+    except NotTrustedError as err:
+        raise ValidationError(str(err)) from None
+
+
+def _require_key_id(key: Key) -> None:
+    if key.kind != KeyKind.ED25519:
+        raise ValidationError(f"unknown key kind: {key_kind_name(key.kind)}")
 
 
 def genesis_state(aum: AUM) -> State:
@@ -120,9 +141,13 @@ def weight(state: State, aum: AUM) -> int:
         if kid in seen:
             continue
         seen.add(kid)
-        key = state.get_key(kid)
-        if key is not None:
-            total += key.votes
+        try:
+            total += state.find_key(kid).votes
+        except KeyNotFoundError:
+            continue  # signatures by unknown keys weigh nothing
+        except UnknownKeyKindError as err:
+            # The reference panics here; we refuse the chain instead.
+            raise ValidationError(f"weighing an AUM: {err}") from None
     return total
 
 

@@ -196,11 +196,31 @@ def node_key_authorized(state: State, node_key: bytes, nks_bytes: bytes) -> Node
     if nks.kind == SigKind.CREDENTIAL:
         raise SignatureError("credential signatures cannot authorize nodes on their own")
     key_id = nks.authorizing_key_id()
-    key = state.get_key(key_id)
-    if key is None:
-        raise NotTrustedError("key: key not found")
+    try:
+        key = state.find_key(key_id)
+    except NotTrustedError as err:
+        raise NotTrustedError(f"key: {err}") from None
     verify_nks(nks, node_key, key)
+    _check_rotation_details(nks)
     return nks
+
+
+def _check_rotation_details(nks: NodeKeySignature) -> None:
+    """The reference also collects a rotation's previous node keys (§7.3 step 5), parsing every
+    nested Pubkey down to the first non-rotation level, so a credential that carries a malformed
+    Pubkey fails here although verify() never looks at it."""
+    if nks.kind != SigKind.ROTATION:
+        return
+    level = nks.nested
+    while level is not None:
+        if level.pubkey:
+            try:
+                level.node_key()
+            except DecodeError as err:
+                raise SignatureError(f"nested pubkey: {err}") from None
+        if level.kind != SigKind.ROTATION:
+            return
+        level = level.nested
 
 
 def is_authorized(state: State, node_key: bytes, nks_bytes: bytes) -> bool:

@@ -116,8 +116,10 @@ def _reference_verdict(state: State, node_key: bytes, nks_bytes: bytes) -> PeerV
 def _native_trust(state: State) -> bytes | None:
     """The trusted keys as the C path takes them, or None if it could not judge exactly.
 
-    The reference looks keys up by raw public bytes whatever their kind (§6.2), so a key of
-    another kind or length could match and fail differently; such states go the slow way."""
+    The reference's key lookup stops with an error at the first key that is not Ed25519
+    (`State.find_key`), and a key of another length fails differently from a missing one;
+    the C path knows neither rule, so such states (only ever read from unverified storage)
+    go the slow way."""
     publics = [key.public for key in state.trusted_keys if key.public is not None]
     if any(
         key.public is not None and (key.kind != KeyKind.ED25519 or len(key.public) != 32)

@@ -26,9 +26,9 @@ def fork_point(authority: Authority, revoke: list[bytes], our_key_id: bytes) -> 
         state = authority.state_at(h)
         if not any(state.get_key(k) for k in revoke) and state.get_key(our_key_id):
             return h
-        if cursor.prev_aum_hash is None:
+        if cursor.parent is None:
             return h
-        parent = authority.storage.aum(cursor.prev_aum_hash)
+        parent = authority.storage.aum(cursor.parent)
         if parent is None:
             return h
         cursor = parent

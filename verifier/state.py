@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from verifier import cbor
-from verifier.key import Key
+from verifier.errors import KeyNotFoundError, UnknownKeyKindError
+from verifier.key import Key, KeyKind, key_kind_name
 
 _STATE_FIELDS = {
     1: "LastAUMHash",
@@ -41,12 +42,23 @@ class State:
     def trusted_keys(self) -> tuple[Key, ...]:
         return self.keys or ()
 
-    def get_key(self, key_id: bytes) -> Key | None:
-        """Linear scan by exact KeyID bytes, as the reference's GetKey (§6.2)."""
+    def find_key(self, key_id: bytes) -> Key:
+        """The reference's GetKey (§6.2) exactly: a linear scan by exact KeyID bytes that stops
+        with `UnknownKeyKindError` at the first key whose kind has no KeyID (anything but
+        Ed25519), even if a later key would match; `KeyNotFoundError` when none matches."""
         for key in self.trusted_keys:
-            if key.public is not None and key.public == key_id:
+            if key.kind != KeyKind.ED25519:
+                raise UnknownKeyKindError(f"unknown key kind: {key_kind_name(key.kind)}")
+            if (key.public or b"") == key_id:
                 return key
-        return None
+        raise KeyNotFoundError("key not found")
+
+    def get_key(self, key_id: bytes) -> Key | None:
+        """The key when GetKey succeeds, else None: the reference's `err == nil` checks."""
+        try:
+            return self.find_key(key_id)
+        except (KeyNotFoundError, UnknownKeyKindError):
+            return None
 
     def state_id(self) -> str:
         """The deny-list form `StateID1:StateID2` (§6.6)."""

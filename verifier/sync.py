@@ -53,9 +53,9 @@ def sync_offer(authority: Authority) -> SyncOffer:
             break
         if cursor.kind == MessageKind.CHECKPOINT:
             ancestors.append(h)
-        if cursor.prev_aum_hash is None:
+        if cursor.parent is None:
             break
-        cursor = authority.storage.aum(cursor.prev_aum_hash)
+        cursor = authority.storage.aum(cursor.parent)
     ancestors.append(oldest)
     return SyncOffer(authority.head, tuple(ancestors))
 
@@ -71,9 +71,9 @@ def legacy_sync_offer(authority: Authority) -> SyncOffer:
             ancestors.append(cursor)
             skip *= 4
         aum = authority.storage.aum(cursor)
-        if aum is None or cursor == oldest or aum.prev_aum_hash is None:
+        if aum is None or cursor == oldest or aum.parent is None:
             break
-        cursor = AUMHash(aum.prev_aum_hash)
+        cursor = aum.parent
     ancestors.append(oldest)
     return SyncOffer(authority.head, tuple(ancestors))
 
@@ -94,7 +94,7 @@ def _intersection(authority: Authority, remote: SyncOffer) -> AUMHash | None:
             aum = storage.aum(cursor)
             if aum is None:
                 break
-            cursor = aum.prev_aum_hash
+            cursor = aum.parent
     for ancestor in remote.ancestors:
         if storage.aum(ancestor) is None:
             continue

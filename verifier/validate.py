@@ -3,6 +3,8 @@ with its wording, so that our rejections read like `tailscale lock`'s."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from verifier.aum import AUM, MessageKind
 from verifier.errors import ValidationError
 from verifier.key import Key
@@ -29,14 +31,18 @@ def validate_checkpoint_state(state: State) -> None:
         raise ValidationError(
             f"too many disablement values ({len(values)}, max {MAX_DISABLEMENT_VALUES})"
         )
+    # The reference's order: each value's length, then its first duplicate anywhere in the
+    # list (so "disablement[0]: duplicates disablement[4]"); every key's validity, then
+    # duplicates the same way.
+    positions = _positions(values)
     for i, value in enumerate(values):
         if len(value) != DISABLEMENT_LEN:
             raise ValidationError(
                 f"disablement[{i}]: invalid length (got {len(value)}, want {DISABLEMENT_LEN})"
             )
-        for j in range(i):
-            if values[j] == value:
-                raise ValidationError(f"disablement[{i}]: duplicates disablement[{j}]")
+        j = _first_other(positions[value], i)
+        if j is not None:
+            raise ValidationError(f"disablement[{i}]: duplicates disablement[{j}]")
     keys = state.trusted_keys
     if not keys:
         raise ValidationError("at least one key is required")
@@ -47,9 +53,28 @@ def validate_checkpoint_state(state: State) -> None:
             key.validate()
         except ValidationError as err:
             raise ValidationError(f"key[{i}]: {err}") from None
-        for j in range(i):
-            if keys[j].public == key.public:
-                raise ValidationError(f"key[{i}]: duplicates key[{j}]")
+    ids = [key.public or b"" for key in keys]
+    positions = _positions(ids)
+    for i, key_id in enumerate(ids):
+        j = _first_other(positions[key_id], i)
+        if j is not None:
+            raise ValidationError(f"key[{i}]: duplicates key[{j}]")
+
+
+def _positions(items: Sequence[bytes]) -> dict[bytes, list[int]]:
+    out: dict[bytes, list[int]] = {}
+    for i, item in enumerate(items):
+        out.setdefault(item, []).append(i)
+    return out
+
+
+def _first_other(positions: list[int], i: int) -> int | None:
+    """The first index other than i holding the same value: the j of the reference's
+    all-pairs scan, without its quadratic cost."""
+    for j in positions:
+        if j != i:
+            return j
+    return None
 
 
 def static_validate(aum: AUM) -> None:

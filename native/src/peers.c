@@ -183,6 +183,15 @@ static int judge_structure(const uint8_t *node_key, const uint8_t *data, const n
             set_result(r, TKA_PEER_BAD_SIGNATURE, d, 0);
             return 1;
         }
+        if (d > 0 && level->kind == SIGKIND_CREDENTIAL && level->pubkey.ptr != NULL) {
+            /* verify() skipped this Pubkey, but the reference's rotation details parse it after
+             * every check passed: record that failure now; a failing check overwrites it. */
+            if (!has_node_prefix(&level->pubkey)) {
+                set_result(r, TKA_PEER_NESTED_PUBKEY_PREFIX, 0, 0);
+            } else if (level->pubkey.len != 34) {
+                set_result(r, TKA_PEER_NESTED_PUBKEY_LENGTH, 0, (uint32_t)level->pubkey.len);
+            }
+        }
         return queue_check(checks, peer, data, ch, d, trusted_pk, 0);
     }
     /* Not reachable: the key ID walk stops at a direct or credential level. */

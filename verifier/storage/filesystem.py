@@ -5,6 +5,11 @@ used by tailscaled.
 Layout: `<root>/<first 2 chars of base32 hash>/<52-char base32 hash>` holds a CBOR storage
 record; `<root>/last_active_ancestor` holds the raw 32 hash bytes. Corrupt files are reported as
 StorageError naming the file; nothing is repaired.
+
+Reading follows the reference: every directory under the root is scanned, every file whose name
+parses as an AUM hash is read from the place that hash belongs, so a file anywhere else makes
+the directory corrupt (tailscaled then fails to open it too); a record is purged only when its
+PurgedUnix is positive.
 """
 
 from __future__ import annotations
@@ -63,22 +68,25 @@ class FilesystemStorage:
         live: set[bytes] = set()
         children: dict[bytes, list[bytes]] = {}
         for prefix in sorted(self.root.iterdir()):
-            if not prefix.is_dir() or len(prefix.name) != 2:
+            if not prefix.is_dir():
                 continue
             for entry in sorted(prefix.iterdir()):
                 try:
                     h = parse_aum_hash(entry.name)
                 except DecodeError:
                     continue  # temporary files and strays are not AUMs
-                if format_aum_hash(h)[:2] != prefix.name:
-                    continue
                 record = self._read_record(h)
-                if record is None or record.aum is None or record.purged_unix:
+                if record is None:
+                    raise StorageError(
+                        f"corrupt authority directory {self.root}: {entry.relative_to(self.root)}"
+                        f" is not where its name puts it ({self._path(h).relative_to(self.root)})"
+                    )
+                if record.aum is None or _purged(record) or h in live:
                     continue
                 live.add(h)
-                parent = record.aum.prev_aum_hash
+                parent = record.aum.parent
                 if parent is not None:
-                    children.setdefault(parent, []).append(h)
+                    children.setdefault(bytes(parent), []).append(h)
         self._index = (live, children)
         return self._index
 
@@ -86,7 +94,7 @@ class FilesystemStorage:
 
     def aum(self, h: bytes) -> AUM | None:
         record = self._read_record(bytes(h))
-        if record is None or record.aum is None or record.purged_unix:
+        if record is None or record.aum is None or _purged(record):
             return None
         return record.aum
 
@@ -139,7 +147,7 @@ class FilesystemStorage:
 
     def commit_time(self, h: bytes) -> float | None:
         record = self._read_record(bytes(h))
-        if record is None or record.aum is None or record.purged_unix:
+        if record is None or record.aum is None or _purged(record):
             return None
         if record.created_unix:
             return float(record.created_unix)
@@ -149,7 +157,7 @@ class FilesystemStorage:
         now = int(time.time())
         for h in hashes:
             record = self._read_record(bytes(h))
-            if record is None or record.aum is None or record.purged_unix:
+            if record is None or record.aum is None or _purged(record):
                 continue
             purged = StoredRecord(aum=record.aum, created_unix=record.created_unix, purged_unix=now)
             atomic_write(self._path(bytes(h)), purged.to_cbor())
@@ -158,3 +166,7 @@ class FilesystemStorage:
     def remove_all(self) -> None:
         shutil.rmtree(self.root, ignore_errors=False)
         self._index = None
+
+
+def _purged(record: StoredRecord) -> bool:
+    return record.purged_unix > 0  # the reference keeps a record with a negative time live

@@ -19,7 +19,7 @@ class MemoryStorage:
         return self._aums.get(bytes(h))
 
     def child_aums(self, h: bytes) -> list[AUM]:
-        return [a for a in self._aums.values() if a.prev_aum_hash == bytes(h)]
+        return [a for a in self._aums.values() if a.parent == bytes(h)]
 
     def commit_verified_aums(self, aums: Iterable[AUM]) -> None:
         now = time.time()
@@ -29,7 +29,7 @@ class MemoryStorage:
             self._times.setdefault(h, now)
 
     def heads(self) -> list[AUM]:
-        parents = {a.prev_aum_hash for a in self._aums.values()}
+        parents = {a.parent for a in self._aums.values()}
         return [a for h, a in self._aums.items() if h not in parents]
 
     def last_active_ancestor(self) -> AUMHash | None:

@@ -81,7 +81,7 @@ class SQLiteStorage:
                 self.conn.execute(
                     "INSERT INTO tka_aums(hash, parent, cbor, created_unix) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(hash) DO UPDATE SET purged_unix = NULL",
-                    (bytes(aum.hash()), aum.prev_aum_hash, aum.to_cbor(), now),
+                    (bytes(aum.hash()), aum.parent, aum.to_cbor(), now),
                 )
 
     def heads(self) -> list[AUM]:

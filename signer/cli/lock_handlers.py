@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import json
+import re
 import shutil
 import sys
 import time
@@ -179,11 +181,23 @@ def parse_key_arg(text: str, index: int) -> Key:
         raise UsageError(f"parsing key {index}: {err}") from None
     votes = 1
     if votes_text:
-        try:
-            votes = int(votes_text) % (1 << 64)  # the reference wraps negatives
-        except ValueError:
-            raise UsageError(f"parsing key {index} votes: invalid number {votes_text!r}") from None
+        votes = _atoi(votes_text, f"parsing key {index} votes") % (1 << 64)  # uint(int) wraps
     return ed25519_key(public, votes=votes)
+
+
+_ATOI = re.compile(r"[+-]?[0-9]+")
+
+
+def _atoi(text: str, what: str) -> int:
+    """Go's strconv.Atoi, which the reference parses votes with: an optional sign and ASCII
+    digits only (Python's int() would also take "٣", " 3" and "1_0"), within int64."""
+    quoted = json.dumps(text[:40], ensure_ascii=False)  # Go's %q, cut to fit a line
+    if not _ATOI.fullmatch(text):
+        raise UsageError(f"{what}: strconv.Atoi: parsing {quoted}: invalid syntax")
+    value = int(text)
+    if not -(1 << 63) <= value < (1 << 63):
+        raise UsageError(f"{what}: strconv.Atoi: parsing {quoted}: value out of range")
+    return value
 
 
 def _keys(args: list[str]) -> list[Key]:

@@ -47,8 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return 2
+    _no_core_dumps()
     try:
         code: int = func(args)
+        sys.stdout.flush()  # a full disk or closed pipe is reported here, not at exit
     except UsageError as exc:
         print(f"tka: {exc}", file=sys.stderr)
         return 2

@@ -178,6 +178,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="number of disablement secrets to generate (default 1)")
     p.add_argument("--gen-disablement-for-support", action="store_true",
                    help="generate a disablement secret and transmit it to the service's support")
+    p.add_argument("--secrets-out", metavar="FILE",
+                   help="write the disablement secrets to this new file (mode 0600, fsync-ed) "
+                        "instead of printing them")
     p.add_argument("args", nargs="*", metavar="<trusted-key>|disablement:<hex>")
 
     p = add("status", h.cmd_status, "Outputs the state of tailnet lock")

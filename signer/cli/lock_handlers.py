@@ -11,6 +11,7 @@ import argparse
 import base64
 import contextlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -46,13 +47,14 @@ from verifier.authority import Authority, new_state_ids
 from verifier.builder import UpdateBuilder
 from verifier.deeplink import validate_deeplink
 from verifier.disablement import disablement_kdf, new_disablement_secret
-from verifier.errors import DecodeError, NotTrustedError, TKAError
+from verifier.errors import DecodeError, NotTrustedError, StorageError, TKAError
 from verifier.key import Key, ed25519_key
 from verifier.machine import verify_aum
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.peers import verify_peers
 from verifier.state import State
 from verifier.storage import MemoryStorage
+from verifier.storage.atomic import atomic_create
 from verifier.textforms import (
     format_aum_hash,
     format_disablement_secret,
@@ -324,32 +326,17 @@ def cmd_init(args: argparse.Namespace) -> int:
             genesis_authority, genesis = Authority.create(
                 MemoryStorage(), state, aum_signer(backend)
             )
-            # The node keys are signed under the new authority (an appliance enrolls the genesis
-            # it has just signed, then confirms the whole batch once).
-            backend.track(genesis_authority)
-            need = s.client.init_begin(_b64(genesis.to_cbor()))["NeedSignatures"]
-            blobs = sign_direct_nks_many(
-                backend,
-                [
-                    (
-                        parse_node_public(item["NodePublic"]),
-                        base64.b64decode(item["RotationPubkey"] or ""),
-                    )
-                    for item in need
-                ],
-            )
-            signatures = {
-                str(item["NodeID"]): _b64(blob) for item, blob in zip(need, blobs, strict=True)
-            }
-        s.client.init_finish(
-            signatures, _b64(support_secret) if support_secret is not None else None
-        )
-        print(
-            f"{n} disablement secrets have been generated and are printed below. "
-            "Take note of them now, they WILL NOT be shown again."
-        )
-        for x in secrets_out:
-            print(f"\t{format_disablement_secret(x)}")
+            # The secrets reach the person (or their file) before the service hears of the new
+            # authority: a kill or a full disk after the commit would leave secrets nobody has.
+            _hand_over_secrets(args.secrets_out, secrets_out)
+            try:
+                _enable(s, backend, genesis_authority, genesis, support_secret)
+            except (TKAError, KeyboardInterrupt) as err:
+                reason = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err)
+                raise CommandError(
+                    f"enabling tailnet lock failed: {reason}; the disablement secrets given "
+                    "above are void unless `tka status` says lock is enabled"
+                ) from None
         if support_secret is not None:
             print(
                 "A disablement secret for Tailscale support has been generated and transmitted "
@@ -358,6 +345,60 @@ def cmd_init(args: argparse.Namespace) -> int:
         print("Initialization complete.")
         s.resync()
     return 0
+
+
+def _enable(
+    s: Session,
+    backend: KeyBackend,
+    authority: Authority,
+    genesis: AUM,
+    support_secret: bytes | None,
+) -> None:
+    """Init's exchange with the service (spec §13.4): send the genesis, sign every existing
+    node under it (an appliance enrolls the genesis it has just signed, then confirms the
+    whole batch once), and commit."""
+    backend.track(authority)
+    need = s.client.init_begin(_b64(genesis.to_cbor()))["NeedSignatures"]
+    blobs = sign_direct_nks_many(
+        backend,
+        [
+            (parse_node_public(item["NodePublic"]), base64.b64decode(item["RotationPubkey"] or ""))
+            for item in need
+        ],
+    )
+    signatures = {str(item["NodeID"]): _b64(blob) for item, blob in zip(need, blobs, strict=True)}
+    s.client.init_finish(
+        signatures, _b64(support_secret) if support_secret is not None else None
+    )
+
+
+def _hand_over_secrets(path: str | None, secrets: list[bytes]) -> None:
+    """Print the disablement secrets, or write them to a new 0600 file, durably; raises before
+    anything is enabled if that fails."""
+    lines = [format_disablement_secret(x) for x in secrets]
+    if path is not None:
+        try:
+            atomic_create(Path(path), "".join(f"{line}\n" for line in lines).encode())
+        except StorageError as err:
+            raise CommandError(f"{err}; tailnet lock was not enabled") from None
+        print(f"{len(lines)} disablement secrets have been written to {path} (mode 0600). "
+              "Keep them safe, they WILL NOT be shown again.")
+        return
+    try:
+        print(
+            f"{len(lines)} disablement secrets have been generated and are printed below. "
+            "Take note of them now, they WILL NOT be shown again."
+        )
+        for line in lines:
+            print(f"\t{line}")
+        sys.stdout.flush()
+        with contextlib.suppress(OSError, ValueError):
+            os.fsync(sys.stdout.fileno())  # a file or pipe target: make it durable
+    except OSError as err:
+        raise CommandError(
+            f"cannot print the disablement secrets ({err.strerror}); tailnet lock was not "
+            "enabled"
+        ) from None
 
 
 # -- status and log -------------------------------------------------------------------------------

@@ -44,6 +44,6 @@ def test_safe_text_escapes_what_could_redraw_a_terminal() -> None:
     assert safe_text("a\x1b[31mb") == "a\\x1b[31mb"
     assert safe_text("evil\u202etxt.exe") == "evil\\u{202e}txt.exe"
     assert safe_text("line\nbreak\\") == "line\\x0abreak\\\\"
-    assert safe_text("Jörg’s Mac") == "Jörg’s Mac"
+    assert safe_text("Jörg\u2019s Mac") == "Jörg\u2019s Mac"  # printable: kept
     cut = safe_text("x" * 500, limit=40)
     assert len(cut) == 40 and cut.endswith("…")

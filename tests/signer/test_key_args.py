@@ -20,7 +20,7 @@ def test_votes_the_reference_accepts(votes: str, expected: int) -> None:
     assert parse_key_arg(arg, 1).votes == expected
 
 
-@pytest.mark.parametrize("votes", ["٣", "３", " 3", "3 ", "1_0", "0x10", "3.0", "+", "-"])
+@pytest.mark.parametrize("votes", ["٣", "\uff13", " 3", "3 ", "1_0", "0x10", "3.0", "+", "-"])
 def test_votes_that_are_not_ascii_digits_are_refused(votes: str) -> None:
     with pytest.raises(UsageError) as err:
         parse_key_arg(f"{KEY}?{votes}", 2)

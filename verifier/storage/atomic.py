@@ -35,3 +35,31 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             os.close(dir_fd)
     except OSError as err:
         raise StorageError(f"cannot write {path}: {err.strerror}") from None
+
+
+def atomic_create(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Create `path` with `data`, never replacing an existing file: written under a temporary
+    name created with `mode` (so never wider, whatever the umask), fsync-ed, then linked into
+    place, which fails if the name exists. After a crash the file is whole or absent."""
+    directory = path.parent
+    tmp = directory / f".{path.name}.tmp{secrets.token_hex(6)}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except FileExistsError:
+        raise StorageError(f"{path} already exists; refusing to overwrite it") from None
+    except OSError as err:
+        raise StorageError(f"cannot write {path}: {err.strerror}") from None

@@ -60,7 +60,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tka: interrupted", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # Writing the output failed (ENOSPC, EPIPE, EIO): one line, and nothing more to stdout.
+        _detach_stdout()
+        print(f"tka: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return code
+
+
+def _no_core_dumps() -> None:
+    """Commands handle PINs, disablement secrets and wrapping keys: a core dump must not keep
+    them."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

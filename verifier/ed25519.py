@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
-from typing import Literal
+from typing import Literal, get_args
 
 from verifier._native import ffi, lib
 
 Rule = Literal["zip215", "cofactorless"]
+
+KeyClass = Literal["ok", "not_point", "small_order", "noncanonical", "mixed_order"]
 
 _RULES: dict[str, int] = {
     "zip215": lib.TKA_RULE_ZIP215,
@@ -102,3 +104,27 @@ def _native_many(
     if result < 0:
         raise native_failure(result)
     return list(map(bool, bytes(ffi.buffer(out))))
+
+
+_KEY_CLASSES: dict[int, KeyClass] = {
+    lib.TKA_PK_OK: "ok",
+    lib.TKA_PK_NOT_POINT: "not_point",
+    lib.TKA_PK_SMALL_ORDER: "small_order",
+    lib.TKA_PK_MIXED_ORDER: "mixed_order",
+    lib.TKA_PK_NONCANONICAL: "noncanonical",
+}
+assert set(_KEY_CLASSES.values()) == set(get_args(KeyClass))
+
+
+def public_key_class(public_key: bytes) -> KeyClass:
+    """What a 32-byte Ed25519 public key is, the first that applies: "not_point" (no curve
+    point has this encoding), "small_order" (order 1, 2, 4 or 8; the all-zero key is one),
+    "noncanonical" (another non-canonical encoding: y >= p or x = 0 with the sign bit set),
+    "mixed_order" (a prime-order point plus a torsion component) or "ok" (canonical, prime
+    order: what key generation produces). Both verification rules accept every class but
+    "not_point"; only "ok" keys should be trusted as rotation keys (a small-order key lets
+    anyone forge signatures)."""
+    pk = bytes(public_key)
+    if len(pk) != 32:
+        raise ValueError(f"an Ed25519 public key is 32 bytes, got {len(pk)}")
+    return _KEY_CLASSES[lib.tka_public_key_class(pk)]

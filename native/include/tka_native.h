@@ -113,6 +113,34 @@ void tka_blake2s(const uint8_t *data, size_t len, uint8_t out[32]);
  * and differential tests use it), else 0. */
 int tka_nks_is_canonical(const uint8_t *data, size_t len);
 
+/* ---- AUMs (native/src/aum_reader.c) ---- */
+
+/* 1 if `data` is an AUM in the canonical form the bounded reader accepts (exactly the bytes
+ * the canonical encoder produces for some AUM model, within the reader's bounds), else 0.
+ * Fuzzing and differential tests use it; nothing is allocated. */
+int tka_aum_is_canonical(const uint8_t *data, size_t len);
+
+/* For a canonical AUM: writes its hash (BLAKE2s-256 of the whole encoding) and its sighash
+ * (of the encoding without Signatures) and returns 1; returns 0 (writing nothing) otherwise. */
+int tka_aum_hashes(const uint8_t *data, size_t len, uint8_t hash[32], uint8_t sig_hash[32]);
+
+/* ---- Public-key classes (native/src/pk_class.c) ---- */
+
+/* What a 32-byte Ed25519 public key is, checked in this order (the first that applies):
+ * not a point (no x for the encoded y), small order ([8]A is the identity; includes the
+ * all-zero key and the non-canonical encodings of small-order points), a non-canonical
+ * encoding (y >= p, or x = 0 with the sign bit set; no such encoding names a prime-order
+ * point, so these are all mixed-order points), mixed order (a torsion component: [L]A is not
+ * the identity), else OK: the canonical encoding of a point of prime order L, what honest key
+ * generation produces. */
+#define TKA_PK_OK 0
+#define TKA_PK_NOT_POINT 1
+#define TKA_PK_SMALL_ORDER 2
+#define TKA_PK_MIXED_ORDER 3
+#define TKA_PK_NONCANONICAL 4
+
+int tka_public_key_class(const uint8_t pk[32]);
+
 /* SHA-512 (native/src/sha512.c), exposed for tests. */
 void tka_sha512(const uint8_t *data, size_t len, uint8_t out[64]);
 

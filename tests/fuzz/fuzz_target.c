@@ -10,6 +10,12 @@
  *      same peer get one result, on one thread and on two, and codes stay in range.
  *   2  the single verifiers on (pk, sig, msg) taken from the input. Oracle: the ZIP-215 batch
  *      (with a known-good signature beside it) and verify_each agree with tka_verify.
+ *   3  tka_aum_read, the bounded canonical AUM reader. Oracle: whatever it accepts, re-encoded
+ *      by the independent encoder below from the fields it reports, is the input again (the
+ *      encoder re-checks metadata order and UTF-8 its own way); the sighash equals BLAKE2s of
+ *      the re-encoding without signatures; tka_aum_is_canonical and tka_aum_hashes agree. On
+ *      32-byte inputs it also runs tka_public_key_class (classes stay in range, OK keys
+ *      re-encode to themselves).
  *
  * Built with clang -fsanitize=fuzzer (make fuzz), and replayed over the committed corpus by
  * fuzz_replay in ctest with gcc's sanitizers.
@@ -18,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aum_reader.h"
 #include "nks_reader.h"
 #include "tka_native.h"
 
@@ -151,16 +158,222 @@ static void fuzz_verify(const uint8_t *data, size_t len) {
     CHECK(verdicts[0] == cof && verdicts[1] == 1);
 }
 
+
+/* --- mode 3: an AUM encoder written apart from the reader --- */
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} obuf;
+
+static void ob_put(obuf *b, const uint8_t *data, size_t n) {
+    CHECK(b->n + n <= b->cap);
+    if (n) memcpy(b->p + b->n, data, n);
+    b->n += n;
+}
+
+static void ob_head(obuf *b, unsigned major, uint64_t v) {
+    uint8_t tmp[9];
+    size_t n = put_head(tmp, major, v);
+    ob_put(b, tmp, n);
+}
+
+static void ob_byte(obuf *b, uint8_t v) { ob_put(b, &v, 1); }
+
+static void ob_opt_bytes(obuf *b, int is_null, const tka_span *s) {
+    if (is_null) {
+        CHECK(s->ptr == NULL);
+        ob_byte(b, 0xf6);
+        return;
+    }
+    CHECK(s->ptr != NULL);
+    ob_head(b, 2, s->len);
+    ob_put(b, s->ptr, s->len);
+}
+
+/* Decodes one code point the long way and checks its range (not the reader's method). */
+static int utf8_ok(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t len;
+        if (s[i] < 0x80) cp = s[i], len = 1;
+        else if ((s[i] & 0xe0) == 0xc0) cp = s[i] & 0x1fu, len = 2;
+        else if ((s[i] & 0xf0) == 0xe0) cp = s[i] & 0x0fu, len = 3;
+        else if ((s[i] & 0xf8) == 0xf0) cp = s[i] & 0x07u, len = 4;
+        else return 0;
+        if (n - i < len) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3fu);
+        }
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static void ob_meta(obuf *b, const tka_meta *m) {
+    CHECK(m->encoded.ptr != NULL && m->entries >= 1 && m->entries <= TKA_AUM_MAX_META_ENTRIES);
+    ob_head(b, 5, m->entries);
+    size_t pos = 0, count = 0, total = 0;
+    tka_span k, v;
+    size_t prev_start = 0, prev_len = 0; /* the previous key's encoding, in b */
+    while (tka_meta_next(m, &pos, &k, &v)) {
+        CHECK(utf8_ok(k.ptr, k.len) && utf8_ok(v.ptr, v.len));
+        size_t start = b->n;
+        ob_head(b, 3, k.len);
+        ob_put(b, k.ptr, k.len);
+        /* Strictly ascending encoded keys, compared bytewise (a proper prefix first). */
+        size_t enc_len = b->n - start;
+        if (count > 0) {
+            size_t common = enc_len < prev_len ? enc_len : prev_len;
+            int c = memcmp(b->p + prev_start, b->p + start, common);
+            CHECK(c < 0 || (c == 0 && prev_len < enc_len));
+        }
+        prev_start = start;
+        prev_len = enc_len;
+        ob_head(b, 3, v.len);
+        ob_put(b, v.ptr, v.len);
+        total += k.len + v.len;
+        count++;
+    }
+    CHECK(count == m->entries && total == m->total_bytes);
+}
+
+static void ob_key(obuf *b, const tka_aum_key *k) {
+    CHECK(k->kind <= 255);
+    int meta = k->meta.encoded.ptr != NULL;
+    ob_head(b, 5, 3 + (uint64_t)meta);
+    ob_byte(b, 0x01);
+    ob_head(b, 0, k->kind);
+    ob_byte(b, 0x02);
+    ob_head(b, 0, k->votes);
+    ob_byte(b, 0x03);
+    ob_opt_bytes(b, k->public_is_null, &k->public_key);
+    if (meta) {
+        ob_byte(b, 0x0c);
+        ob_meta(b, &k->meta);
+    }
+}
+
+static void ob_state(obuf *b, const tka_aum_state *st) {
+    ob_head(b, 5, 3 + (uint64_t)(st->state_id1 != 0) + (uint64_t)(st->state_id2 != 0));
+    ob_byte(b, 0x01);
+    CHECK(st->last_hash_is_null || st->last_hash.len == 32);
+    ob_opt_bytes(b, st->last_hash_is_null, &st->last_hash);
+    ob_byte(b, 0x02);
+    if (st->disablement_is_null) {
+        CHECK(st->n_disablement == 0);
+        ob_byte(b, 0xf6);
+    } else {
+        CHECK(st->n_disablement <= TKA_AUM_MAX_DISABLEMENT);
+        ob_head(b, 4, st->n_disablement);
+        for (size_t i = 0; i < st->n_disablement; i++) ob_opt_bytes(b, 0, &st->disablement[i]);
+    }
+    ob_byte(b, 0x03);
+    if (st->keys_is_null) {
+        CHECK(st->n_keys == 0);
+        ob_byte(b, 0xf6);
+    } else {
+        CHECK(st->n_keys <= TKA_AUM_MAX_KEYS);
+        ob_head(b, 4, st->n_keys);
+        for (size_t i = 0; i < st->n_keys; i++) ob_key(b, &st->keys[i]);
+    }
+    if (st->state_id1) {
+        ob_byte(b, 0x04);
+        ob_head(b, 0, st->state_id1);
+    }
+    if (st->state_id2) {
+        ob_byte(b, 0x05);
+        ob_head(b, 0, st->state_id2);
+    }
+}
+
+static void ob_aum(obuf *b, const tka_aum *a, int with_signatures) {
+    int sigs = with_signatures && a->n_signatures > 0;
+    uint64_t count = 2 + (uint64_t)(a->has_key != 0) + (uint64_t)(a->key_id.ptr != NULL) +
+                     (uint64_t)(a->has_state != 0) + (uint64_t)(a->has_votes != 0) +
+                     (uint64_t)(a->meta.encoded.ptr != NULL) + (uint64_t)sigs;
+    ob_head(b, 5, count);
+    ob_byte(b, 0x01);
+    ob_head(b, 0, a->kind);
+    ob_byte(b, 0x02);
+    ob_opt_bytes(b, a->prev_is_null, &a->prev);
+    if (a->has_key) {
+        ob_byte(b, 0x03);
+        ob_key(b, &a->key);
+    }
+    if (a->key_id.ptr != NULL) {
+        CHECK(a->key_id.len > 0);
+        ob_byte(b, 0x04);
+        ob_opt_bytes(b, 0, &a->key_id);
+    }
+    if (a->has_state) {
+        ob_byte(b, 0x05);
+        ob_state(b, &a->state);
+    }
+    if (a->has_votes) {
+        ob_byte(b, 0x06);
+        ob_head(b, 0, a->votes);
+    }
+    if (a->meta.encoded.ptr != NULL) {
+        ob_byte(b, 0x07);
+        ob_meta(b, &a->meta);
+    }
+    if (sigs) {
+        CHECK(a->n_signatures <= TKA_AUM_MAX_SIGNATURES);
+        ob_byte(b, 0x17);
+        ob_head(b, 4, a->n_signatures);
+        for (size_t i = 0; i < a->n_signatures; i++) {
+            const tka_aum_signature *s = &a->signatures[i];
+            ob_head(b, 5, 2);
+            ob_byte(b, 0x01);
+            ob_opt_bytes(b, s->key_id_is_null, &s->key_id);
+            ob_byte(b, 0x02);
+            ob_opt_bytes(b, s->signature_is_null, &s->signature);
+        }
+    }
+}
+
+static void fuzz_aum(const uint8_t *data, size_t len) {
+    static tka_aum aum; /* about 45 KB: not on the stack */
+    int accepted = tka_aum_read(data, len, &aum);
+    CHECK(accepted == tka_aum_is_canonical(data, len));
+    uint8_t hash[32], sig_hash[32];
+    CHECK(accepted == tka_aum_hashes(data, len, hash, sig_hash));
+    if (len == 32) {
+        int cls = tka_public_key_class(data);
+        CHECK(cls >= TKA_PK_OK && cls <= TKA_PK_NONCANONICAL);
+    }
+    if (!accepted) return;
+    /* The re-encoding is never longer than the input. */
+    obuf b = {malloc(len), 0, len};
+    CHECK(b.p != NULL);
+    ob_aum(&b, &aum, 1);
+    CHECK(b.n == len && memcmp(b.p, data, len) == 0);
+    uint8_t want[32], got[32];
+    tka_blake2s(data, len, want);
+    CHECK(memcmp(want, hash, 32) == 0);
+    b.n = 0;
+    ob_aum(&b, &aum, 0);
+    tka_blake2s(b.p, b.n, want);
+    tka_aum_sig_hash(data, len, &aum, got);
+    CHECK(memcmp(want, got, 32) == 0 && memcmp(want, sig_hash, 32) == 0);
+    free(b.p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     if (len == 0) return 0;
     const uint8_t *rest = data + 1;
     size_t n = len - 1;
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
     case 0: fuzz_reader(rest, n); break;
     case 1: fuzz_peers(rest, n); break;
-    default: fuzz_verify(rest, n); break;
+    case 2: fuzz_verify(rest, n); break;
+    default: fuzz_aum(rest, n); break;
     }
     return 0;
 }

@@ -20,8 +20,10 @@ from typing import Literal, TextIO
 
 from signer.backends.base import KeyBackend
 from signer.nks_signing import sign_direct_nks_many
+from verifier.ed25519 import public_key_class
 from verifier.errors import DecodeError, SignerError
 from verifier.textforms import (
+    format_tlpub,
     parse_nl_public,
     parse_node_public,
 )
@@ -56,8 +58,19 @@ def read_node_keys(lines: Iterable[str], source: str) -> list[bytes]:
     return keys
 
 
+_ROTATION_KEY_PROBLEMS = {
+    "not_point": "is not an Ed25519 public key (no curve point has this encoding), so no "
+                 "rotation could ever verify",
+    "small_order": "is a small-order point: anyone could forge rotation signatures with it",
+    "mixed_order": "has a small-order component: rotation signatures with it could be forged",
+    "noncanonical": "is a non-canonical encoding, which no key generator produces",
+}
+
+
 def check_rotation_key(rotation_public: bytes | None) -> None:
-    """Refuse rotation keys that would make the signatures forgeable or unusable."""
+    """Refuse rotation keys that would make the signatures forgeable or unusable: anything but
+    the canonical encoding of a prime-order point (what key generation produces). Both
+    verification rules accept the others, so the reference would sign with them."""
     if rotation_public is None:
         return
     if len(rotation_public) != 32:
@@ -67,6 +80,9 @@ def check_rotation_key(rotation_public: bytes | None) -> None:
             "refusing an all-zero rotation key: it is a small-order point that would let anyone "
             "forge rotation signatures for these nodes (omit the rotation key instead)"
         )
+    problem = _ROTATION_KEY_PROBLEMS.get(public_key_class(rotation_public))
+    if problem is not None:
+        raise SignerError(f"refusing rotation key {format_tlpub(rotation_public)}: it {problem}")
 
 
 def sign_node_keys(

@@ -25,6 +25,7 @@ import nacl.signing
 from signer.backends import open_backend
 from signer.backends.base import KeyBackend
 from signer.backends.file import write_new_key_file
+from signer.bulk import check_rotation_key
 from signer.cli import UsageError
 from signer.cli.lock_commands import CommandError, confirm, program_name, read_secret_argument
 from signer.control_client import ControlClient, open_transport
@@ -47,7 +48,13 @@ from verifier.authority import Authority, new_state_ids
 from verifier.builder import UpdateBuilder
 from verifier.deeplink import validate_deeplink
 from verifier.disablement import disablement_kdf, new_disablement_secret
-from verifier.errors import DecodeError, NotTrustedError, StorageError, TKAError
+from verifier.errors import (
+    DecodeError,
+    NotTrustedError,
+    SignerError,
+    StorageError,
+    TKAError,
+)
 from verifier.key import Key, ed25519_key
 from verifier.machine import verify_aum
 from verifier.nks import NodeKeySignature, SigKind
@@ -595,8 +602,10 @@ def cmd_sign(args: argparse.Namespace) -> int:
             rotation = parse_nl_public(words[1])
         except DecodeError as err:
             raise UsageError(f"decoding rotation-key: {err}") from None
-        if rotation == bytes(32):
-            raise UsageError("decoding rotation-key: the all-zero key is refused (spec §18)")
+        try:
+            check_rotation_key(rotation)
+        except SignerError as err:
+            raise UsageError(f"decoding rotation-key: {err}") from None
     with session(args) as s:
         _sign_node_key(s, node_key, rotation, None, [])
     return 0
@@ -615,8 +624,10 @@ def _sign_deeplink(args: argparse.Namespace, link: str) -> int:
             rotation = parse_nl_public(checked.tlpub)
         except DecodeError as err:
             raise CommandError(f"the signing deeplink names a malformed key: {err}") from None
-        if rotation == bytes(32):
-            raise CommandError("the signing deeplink names the all-zero rotation key (spec §18)")
+        try:
+            check_rotation_key(rotation)
+        except SignerError as err:
+            raise CommandError(f"the signing deeplink's tailnet-lock key: {err}") from None
         shown = [
             f"device: {safe_text(checked.device_name)} ({safe_text(checked.os_name)}), "
             f"login {safe_text(checked.email)}"

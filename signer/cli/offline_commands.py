@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from signer.backends import open_backend
+from signer.bulk import check_rotation_key
 from signer.cli import UsageError
 from signer.cli.lock_commands import CommandError, common_parser, confirm
 from signer.cli.lock_handlers import session
@@ -24,7 +25,7 @@ from signer.offline import (
     make_request,
     open_request,
 )
-from verifier.errors import DecodeError
+from verifier.errors import DecodeError, SignerError
 from verifier.storage.atomic import atomic_write
 from verifier.textforms import format_node_public, parse_nl_public, parse_node_public
 
@@ -42,8 +43,10 @@ def cmd_request(args: argparse.Namespace) -> int:
         rotation = parse_nl_public(args.rotation_key) if args.rotation_key else b""
     except DecodeError as err:
         raise UsageError(str(err)) from None
-    if rotation == bytes(32):
-        raise UsageError("the all-zero rotation key is refused (spec §18)")
+    try:
+        check_rotation_key(rotation or None)
+    except SignerError as err:
+        raise UsageError(str(err)) from None
     with session(args) as s:
         request = make_request(s.require_authority(), node_key, rotation)
     atomic_write(Path(args.out), request.to_json().encode())

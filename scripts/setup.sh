@@ -13,6 +13,10 @@ PYTHON=${PYTHON:-python3}
 echo "setup: installing Python packages and building the native core" >&2
 "$PYTHON" -m pip install -q --disable-pip-version-check -e ".[dev]"
 
+echo "setup: building the appliance firmware stub (build/stub)" >&2
+cmake -S . -B build/stub -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/stub --target tka-appliance-stub -j2 >/dev/null
+
 if [ -f tests/interop/go.mod ]; then
     echo "setup: fetching Go modules for the interop oracle" >&2
     # go.mod names the toolchain the reference needs; GOTOOLCHAIN=auto fetches it from the proxy.

@@ -23,10 +23,12 @@
 #define AUTH_HISTORY_MAX 64     /* AUMs of the chain the device remembers */
 #define AUTH_ARENA_MAX (96 * 1024) /* encoded states of those AUMs */
 #define AUTH_TENTATIVE_MAX 64   /* AUMs signed this session on top of the head */
+#define AUTH_UPDATE_MAX 512     /* AUMs in one authority_update call */
 
 typedef struct {
     uint8_t public_key[AUTH_PUBLIC_MAX];
     uint8_t public_len;
+    uint8_t public_is_null; /* Public was null (len 0): such a key never matches a KeyID */
     uint8_t kind;
     uint16_t votes;
     uint16_t meta_bytes; /* Σ len(key)+len(value) of its metadata (what validation needs) */
@@ -80,13 +82,17 @@ int authority_check_enroll(tka_span aum, screen *scr, uint8_t aum_hash[32], uint
 /* Replaces whatever was enrolled with `aum` (already checked) as the only history entry. */
 int authority_enroll(dev_authority *a, tka_span aum, dev_error *err);
 
-/* Feeds AUMs, oldest first (docs/appliance.md §4.1). All or nothing: on any error `a` is
- * unchanged. `applied` counts AUMs now on the chain, `ignored` those already known or that lost
- * fork choice. Drops tentative AUMs. */
+/* Feeds AUMs, oldest first (docs/appliance.md §4.1), at most AUTH_UPDATE_MAX. All or nothing:
+ * on any error `a` is unchanged (invalid_message with the reference's Inform text; a parent
+ * that is neither in the history nor earlier in the call: stale_authority). `applied` counts
+ * AUMs now on the chain, `ignored` those already known or that lost fork choice. On success
+ * drops tentative AUMs. Not reentrant (static scratch). */
 int authority_update(dev_authority *a, const tka_span *aums, size_t n, unsigned *applied,
                      unsigned *ignored, dev_error *err);
 
-/* Persistence inside the sealed flash blob (tentative AUMs are not persisted). */
+/* Persistence inside the sealed flash blob (tentative AUMs are not persisted): "TKAA", version
+ * 1, enrolled flag, history entries, then the arena of encoded states; deserialize checks every
+ * offset, length and state and leaves `a` reset (storage error) when anything is off. */
 size_t authority_serialized_max(void);
 int authority_serialize(const dev_authority *a, uint8_t *out, size_t cap, size_t *len);
 int authority_deserialize(dev_authority *a, const uint8_t *in, size_t len, dev_error *err);

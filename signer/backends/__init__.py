@@ -2,6 +2,8 @@
 
 - `pkcs11:token=…;object=…` (RFC 7512) → `Pkcs11Backend` (SoftHSM, YubiKey, YubiHSM, …)
 - `file:/path` → `FileBackend` (software key in a 0600 `nlpriv:` file)
+- `appliance:device=/dev/ttyACM0;key=NAME` → `ApplianceBackend` (the signer appliance, which
+  shows what it signs and asks a person; docs/appliance.md)
 
 `open_backend` returns the backend wrapped in `VerifiedBackend`, so every signature it hands out
 has been verified under both tailnet-lock rules.
@@ -23,8 +25,8 @@ def open_backend(
     """Open the key `uri` names.
 
     `pin_source` replaces the interactive PIN prompt (it is asked only when neither the URI's
-    `pin-source=` nor `TKA_PKCS11_PIN` gives the PIN). `verify=False` returns the bare backend
-    (benchmarks only).
+    `pin-source=` nor the environment (`TKA_PKCS11_PIN`, `TKA_APPLIANCE_PIN`) gives the PIN).
+    `verify=False` returns the bare backend (benchmarks only).
     """
     scheme = uri_scheme(uri)
     backend: KeyBackend
@@ -36,9 +38,15 @@ def open_backend(
         from signer.backends.file import FileBackend
 
         backend = FileBackend(parse_file_uri(uri))
+    elif scheme == "appliance":
+        from signer.backends.appliance import parse_appliance_uri
+        from signer.backends.appliance.backend import ApplianceBackend  # loads pyserial lazily
+
+        backend = ApplianceBackend(parse_appliance_uri(uri), pin_callback=pin_source)
     else:
         raise SignerError(
-            f"unknown key URI scheme {scheme!r}; use pkcs11:token=…;object=… or file:/path"
+            f"unknown key URI scheme {scheme!r}; use pkcs11:token=…;object=…, "
+            "appliance:device=…;key=… or file:/path"
         )
     if not verify:
         return backend

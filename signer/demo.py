@@ -1,9 +1,12 @@
-"""`make demo`: the tailnet-lock story on embedded defaults, with a real SoftHSM2 token.
+"""`make demo`: the tailnet-lock story on embedded defaults, with a real SoftHSM2 token and the
+signer appliance's firmware stub.
 
 Everything lives in a fresh temporary directory: the token (its own SOFTHSM2_CONF), the
-coordination service (a SQLite file), and one state directory per node. Each step runs the real
-`tka` command line in a subprocess and prints it with its output. The token's PIN reaches `tka`
-through the environment (TKA_PKCS11_PIN), never argv.
+coordination service (a SQLite file), the appliance's flash file, and one state directory per
+node. Each step runs the real `tka` command line in a subprocess and prints it with its output.
+PINs reach `tka` through the environment (TKA_PKCS11_PIN, TKA_APPLIANCE_PIN), never argv. The
+appliance is reached through its pseudo-terminal with pyserial; the demo plays the person at its
+screen, printing each screen it shows and pressing y, or n once.
 """
 
 from __future__ import annotations
@@ -22,8 +25,29 @@ import sys
 import tempfile
 from pathlib import Path
 
+from signer.appliance_stub import ApplianceStub, Screen
 from signer.node import NodeState
 from signer.softhsm import SOFTHSM_MODULE, init_softhsm_token, write_softhsm_conf
+
+
+class DemoPerson:
+    """The person at the appliance: prints every screen and answers with the next planned
+    answer (y by default)."""
+
+    def __init__(self, stub: ApplianceStub) -> None:
+        assert stub.ui is not None
+        self.declines = 0
+        stub.ui.auto(self._decide)
+
+    def _decide(self, screen: Screen) -> bool:
+        approve = self.declines == 0
+        self.declines = max(0, self.declines - 1)
+        print("    ┌─ appliance screen " + "─" * 52, flush=True)
+        for line in screen.lines:
+            print(f"    │ {line}", flush=True)
+        print(f"    └─ the person presses {'y (approve)' if approve else 'n (decline)'}",
+              flush=True)
+        return approve
 
 
 class Demo:
@@ -119,8 +143,32 @@ def run(root: Path) -> None:
     d.tka("laptop", "revoke-keys", "--finish", "--yes", cosigned)
     d.tka("phone", "log", "--limit", "2")
 
+    d.step("The signer appliance: a lock key inside a device that shows what it signs")
+    stub = ApplianceStub(root / "appliance").start()
+    try:
+        person = DemoPerson(stub)
+        d.env["TKA_APPLIANCE_DEVICE"] = stub.serial
+        d.env["TKA_APPLIANCE_PIN"] = secrets.token_hex(6)
+        d.tka(None, "appliance", "setup")
+        d.tka(None, "appliance", "generate", "ops")
+        device_key = stub.key_uri("ops")
+        d.tka("ops", "node", "register", "--name", "ops", "--lock-key", device_key)
+        d.tka("admin", "add", "--yes", d.lock_key("ops"))
+        d.tka("admin", "sign", "--yes", d.node_key("ops"), d.lock_key("ops"))
+        d.tka("ops", "appliance", "enroll")  # in the authority the ops node syncs
+        d.tka("printer", "node", "register", "--name", "printer")
+        d.tka("ops", "sign", "--yes", d.node_key("printer"), d.lock_key("printer"))
+        d.tka("camera", "node", "register", "--name", "camera")
+        person.declines = 1
+        d.tka("ops", "sign", "--yes", d.node_key("camera"), ok=False)
+        d.tka("camera", "status")
+        d.tka(None, "appliance", "log")
+    finally:
+        stub.stop()
+
     d.step("An auditor checks every node's signature against a copy of the phone's authority")
     audit_dir = root / "audit"
+    d.tka("phone", "log", "--limit", "1")  # the phone is up to date before it is copied
     shutil.copytree(root / "phone" / "tka", audit_dir / "tka")
     peers = d.export_signatures()
     # A forged entry: the phone's signature presented for the laptop's node key.
@@ -136,7 +184,8 @@ def run(root: Path) -> None:
     d.tka("laptop", "disable", "--yes", stdin="disablement-secret:" + "00" * 32 + "\n", ok=False)
     d.tka("laptop", "disable", "--yes", stdin=disablement[0] + "\n")
     d.tka("phone", "status")
-    print("\ndemo complete: every step above ran the real tka CLI against SoftHSM and SQLite.")
+    print("\ndemo complete: every step above ran the real tka CLI against SoftHSM, the appliance "
+          "stub on its pseudo-terminal, and SQLite.")
 
 
 def main() -> int:

@@ -47,6 +47,8 @@ static void rx_clear(fw_link *l) {
     l->rx_got = 0;
 }
 
+static void flight_clear(fw_link *l);
+
 static void tx_clear(fw_link *l) {
     l->tx_msg = NULL;
     l->tx_len = 0;
@@ -57,7 +59,7 @@ static void tx_clear(fw_link *l) {
     l->tx_fin_sent = 0;
     l->tx_timeouts = 0;
     l->probe_valid = 0;
-    l->nak_rewound = 0;
+    flight_clear(l);
 }
 
 void link_init(fw_link *l, const link_callbacks *cb, uint8_t *rx_buf, size_t rx_max,
@@ -104,6 +106,28 @@ void link_send_alive(fw_link *l) { emit(l, LT_ALIVE, 0, 0, 0, NULL, 0); }
 
 /* ---- sender ---- */
 
+static void flight_clear(fw_link *l) {
+    l->flight_head = l->flight_count = 0;
+    l->stale_naks = 0;
+}
+
+static void flight_push(fw_link *l, size_t end) {
+    if (l->flight_count == LINK_FLIGHT_MAX) { /* cannot happen within the window; stay bounded */
+        l->flight_head = (l->flight_head + 1) % LINK_FLIGHT_MAX;
+        l->flight_count--;
+    }
+    l->flight_end[(l->flight_head + l->flight_count) % LINK_FLIGHT_MAX] = end;
+    l->flight_count++;
+}
+
+/* Forget the frames the peer now has all of. */
+static void flight_acked(fw_link *l, size_t acked) {
+    while (l->flight_count > 0 && l->flight_end[l->flight_head] <= acked) {
+        l->flight_head = (l->flight_head + 1) % LINK_FLIGHT_MAX;
+        l->flight_count--;
+    }
+}
+
 static void pump(fw_link *l, uint64_t now) {
     int sent_any = 0;
     while (l->tx_active && !l->tx_fin_sent) {
@@ -116,6 +140,7 @@ static void pump(fw_link *l, uint64_t now) {
         int fin = l->tx_sent + n == l->tx_len;
         emit(l, LT_DATA, fin ? LF_FIN : 0, l->tx_seq, (uint32_t)l->tx_sent,
              l->tx_msg + l->tx_sent, n);
+        flight_push(l, l->tx_sent + n);
         l->stats.fragments_sent++;
         if (!l->probe_valid && l->tx_sent >= l->tx_high) {
             l->probe_valid = 1;
@@ -137,6 +162,7 @@ static void rewind_to_acked(fw_link *l, uint64_t now) {
     l->tx_sent = l->tx_acked;
     l->tx_fin_sent = 0;
     l->probe_valid = 0;
+    l->flight_head = l->flight_count = 0;
     l->stats.retransmissions++;
     l->tx_deadline = now + l->rto;
     pump(l, now);
@@ -163,7 +189,8 @@ static void progress(fw_link *l, size_t offset, uint64_t now) {
     l->tx_acked = offset;
     if (l->tx_sent < offset) l->tx_sent = offset;
     l->tx_timeouts = 0;
-    l->nak_rewound = 0;
+    flight_acked(l, offset);
+    l->stale_naks = 0; /* NAKs for older points no longer matter; new ones are new losses */
     if (l->probe_valid && offset >= l->probe_end) {
         uint64_t r = now > l->probe_time ? now - l->probe_time : 0;
         rtt_sample(l, r > LINK_RTO_MAX ? LINK_RTO_MAX : (uint32_t)r);
@@ -194,7 +221,7 @@ int link_send(fw_link *l, const uint8_t *msg, size_t len, uint64_t now) {
     l->tx_fin_sent = 0;
     l->tx_timeouts = 0;
     l->probe_valid = 0;
-    l->nak_rewound = 0;
+    flight_clear(l);
     l->tx_deadline = 0;
     pump(l, now);
     return 0;
@@ -214,12 +241,18 @@ static void on_ack(fw_link *l, uint8_t flags, uint8_t seq, uint32_t offset, uint
 static void on_nak(fw_link *l, uint8_t seq, uint32_t offset, uint64_t now) {
     if (!l->tx_active || seq != l->tx_seq || offset > l->tx_len) return;
     if (offset > l->tx_acked) progress(l, offset, now);
-    /* Every frame after a gap draws a NAK for the same point: go back once per point; if that
-     * retransmission is lost too, the timer covers it. */
-    if (l->nak_rewound && l->nak_point == l->tx_acked) return;
-    l->nak_rewound = 1;
-    l->nak_point = l->tx_acked;
-    rewind_to_acked(l, now);
+    if (offset < l->tx_acked) return; /* from before an acknowledgement we already have */
+    /* The lost frame and every frame after it in the flight each draw one NAK for the same
+     * point, and the line keeps order, so they all arrive before anything answering the
+     * retransmission: go back on the first, absorb the rest, and go back again on one more
+     * (the retransmission was lost too) instead of waiting for the doubled timer. */
+    if (l->stale_naks > 0) {
+        l->stale_naks--;
+        return;
+    }
+    unsigned abandoned = l->flight_count;
+    rewind_to_acked(l, now); /* empties the flight and sends the retransmission */
+    l->stale_naks = abandoned > 0 ? abandoned - 1 : 0;
 }
 
 void link_tick(fw_link *l, uint64_t now) {
@@ -230,7 +263,7 @@ void link_tick(fw_link *l, uint64_t now) {
         return;
     }
     l->rto = l->rto * 2 > LINK_RTO_MAX ? LINK_RTO_MAX : l->rto * 2;
-    l->nak_rewound = 0;
+    l->stale_naks = 0;
     rewind_to_acked(l, now);
 }
 

@@ -35,6 +35,7 @@ enum { LT_DATA = 1, LT_ACK = 2, LT_NAK = 3, LT_BUSY = 4, LT_RESET = 5, LT_ALIVE 
 #define LINK_RTO_MIN 20
 #define LINK_RTO_MAX 1000
 #define LINK_MAX_TIMEOUTS 12      /* timeouts in a row without progress: give up */
+#define LINK_FLIGHT_MAX (LINK_WINDOW / LINK_FRAG_MIN + 2) /* frames a full window can hold */
 
 typedef struct {
     void *ctx;
@@ -107,8 +108,11 @@ typedef struct {
     int probe_valid;
     size_t probe_end;
     uint64_t probe_time;
-    int nak_rewound;          /* we already went back to nak_point for a NAK */
-    size_t nak_point;
+    /* Ends of the DATA frames in flight (oldest first), so that a go-back knows how many NAKs
+     * the abandoned flight can still draw for the same point. */
+    size_t flight_end[LINK_FLIGHT_MAX];
+    unsigned flight_head, flight_count;
+    unsigned stale_naks;      /* NAKs for the acknowledged point still due from an old flight */
 
     uint64_t last_rx;         /* time of the last valid frame */
     link_stats stats;

@@ -365,10 +365,17 @@ static void test_sender_rules(void) {
     feed(&s, LT_NAK, 0, 0, 1200, NULL, 0);
     CHECK_EQ(s.l.tx_acked, 1200);
     CHECK_EQ(s.l.frag, frag / 2);
-    /* The same NAK again (one per frame after the gap): no second rewind. */
+    /* The same NAK again (one per frame after the gap): no second rewind. The abandoned
+     * flight held 8 frames past 1200 (ends 1280 ... 3000): the one holding byte 1200 was lost,
+     * the 7 after it each draw one more NAK for 1200. */
     uint64_t rt = s.l.stats.retransmissions;
-    feed(&s, LT_NAK, 0, 0, 1200, NULL, 0);
+    for (int i = 0; i < 7; i++) feed(&s, LT_NAK, 0, 0, 1200, NULL, 0);
     CHECK_EQ(s.l.stats.retransmissions, rt);
+    /* One more NAK for the same point: the retransmission was lost too; go back at once
+     * rather than after the doubled timer. */
+    feed(&s, LT_NAK, 0, 0, 1200, NULL, 0);
+    CHECK_EQ(s.l.stats.retransmissions, rt + 1);
+    CHECK_EQ(s.l.tx_acked, 1200);
     /* FIN with L: complete. */
     feed(&s, LT_ACK, LF_FIN, 0, 3000, NULL, 0);
     CHECK(s.sent_done && s.sent_ok);

@@ -51,6 +51,7 @@ class SoakResult:
     signatures: int = 0
     wrong_signatures: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    first_errors: list[str] = field(default_factory=list)  # the first few, in full
     max_wait: float = 0.0
     waits_over_limit: int = 0
     elapsed: float = 0.0
@@ -81,6 +82,7 @@ class SoakResult:
         ]
         if self.proxy is not None:
             lines.append(f"line              {self.proxy.summary()}")
+        lines.extend(f"error             {text}" for text in self.first_errors)
         return "\n".join(lines)
 
 
@@ -113,6 +115,9 @@ def soak(backend: ApplianceBackend, ready: Provisioned, n: int, rng: random.Rand
                 )
         except DeviceError as err:
             result.errors[type(err).__name__] += 1
+            if len(result.first_errors) < 5:
+                result.first_errors.append(f"request {i} after {time.monotonic() - t0:.2f} s: "
+                                           f"{err}")
             try:
                 dev.link.reset()  # start the session again, as a new tka run would
             except DeviceError:

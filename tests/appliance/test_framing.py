@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import struct
 import zlib
+from collections.abc import Callable
 
 import pytest
 
@@ -21,8 +22,10 @@ from signer.backends.appliance.framing import (
     FrameError,
     FrameReader,
     FrameType,
+    Link,
     Receiver,
     Sender,
+    StoppedResponding,
     TooLarge,
     ack_frame,
     cobs_decode,
@@ -350,3 +353,70 @@ def test_sender_and_receiver_over_a_lossy_channel() -> None:
         assert s.complete, size
         assert got == [message]
         assert FRAGMENT_MIN <= s.fragment <= FRAGMENT_MAX
+
+
+class _DeviceThatLosesFinalAcks:
+    """The device's end, scripted in memory: takes the host's frames, answers with a real
+    Receiver, but every ACK with FIN is lost on the line; once a message is whole it answers
+    with `reply(message)` (BUSY frames and/or a response message)."""
+
+    name = "scripted"
+
+    def __init__(self, reply: Callable[[bytes], list[Frame]]) -> None:
+        self._receiver = Receiver()
+        self._reader = FrameReader()
+        self._reply = reply
+        self._out = bytearray()
+        self.final_acks_lost = 0
+
+    def write(self, data: bytes) -> None:
+        for item in self._reader.feed(data):
+            if isinstance(item, FrameError) or item.type != FrameType.DATA:
+                continue
+            replies, delivered = self._receiver.on_data(item)
+            for frame in replies:
+                if frame.type == FrameType.ACK and frame.fin:
+                    self.final_acks_lost += 1
+                    continue
+                self._out += frame.wire()
+            if delivered is not None and not isinstance(delivered, TooLarge):
+                for frame in self._reply(delivered):
+                    self._out += frame.wire()
+
+    def read(self, timeout: float) -> bytes:
+        data, self._out = bytes(self._out), bytearray()
+        return data
+
+    def discard_input(self) -> None:
+        self._out.clear()
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_busy_for_the_request_completes_it_when_the_final_ack_is_lost() -> None:
+    device = _DeviceThatLosesFinalAcks(lambda _msg: [Frame(FrameType.BUSY, seq=0, payload=b"\x01")])
+    link = Link(device)
+    link.send(b"x" * 700)  # returns: the BUSY shows the device holds all of it
+    assert device.final_acks_lost >= 1
+    assert link.stats.sender.timeouts == 0
+
+
+def test_an_answer_to_the_request_completes_it_when_the_final_ack_is_lost() -> None:
+    answer = data_frame(0, 0, b"reply-to-7", fin=True)
+    device = _DeviceThatLosesFinalAcks(lambda _msg: [answer])
+    link = Link(device)
+    link.send(b"request 7", answers=lambda d: d == b"reply-to-7")
+    assert device.final_acks_lost == 1
+    assert link.receive() == b"reply-to-7"
+    # A message that is not the answer proves nothing: the sender keeps retransmitting until
+    # it gives up (here: a fake clock, 12 timeouts).
+    clock = [0.0]
+
+    def tick() -> float:
+        clock[0] += 0.5
+        return clock[0]
+
+    other = _DeviceThatLosesFinalAcks(lambda _msg: [data_frame(0, 0, b"unrelated", fin=True)])
+    with pytest.raises(StoppedResponding):
+        Link(other, clock=tick).send(b"request 8", answers=lambda d: d == b"reply-to-8")

@@ -475,6 +475,15 @@ class Sender:
         self.deadline = None
         return self._fill(now)
 
+    def delivered(self) -> None:
+        """The receiver showed it holds the whole message another way (a BUSY for it, or an
+        answer to it): done, as if its ACK with FIN, lost on the line, had arrived."""
+        if self.active:
+            self.active = False
+            self.complete = True
+            self.deadline = None
+            self._base = len(self._msg)
+
     def on_ack(self, frame: Frame, now: float) -> list[Frame]:
         if not self.active or frame.seq != self.seq:
             return []
@@ -673,6 +682,9 @@ class Link:
         if frame.type == FrameType.BUSY:
             reason = frame.payload[0] if frame.payload else 0
             if frame.seq == self._sender.seq:
+                # The device works on a request only once it holds all of it: a BUSY for the
+                # message still being sent means its final ACK was lost.
+                self._sender.delivered()
                 first = self.busy_reason != reason
                 self.busy_reason = reason
                 if first and self.on_busy is not None:
@@ -711,8 +723,15 @@ class Link:
         self._inbox.clear()
         self.busy_reason = None
 
-    def send(self, message: bytes, deadline: float | None = None) -> None:
-        """Deliver one message; returns when the device acknowledged all of it (ACK with FIN).
+    def send(
+        self,
+        message: bytes,
+        deadline: float | None = None,
+        answers: Callable[[Delivery], bool] | None = None,
+    ) -> None:
+        """Deliver one message; returns when the device acknowledged all of it (ACK with FIN),
+        or showed it holds all of it: a BUSY for it, or a message from the device for which
+        `answers` is true (the caller knows which replies only a delivered request gets).
 
         Gives up (StoppedResponding) after 12 retransmission timeouts in a row without progress,
         or 5 s without any valid frame from the device; WaitExpired at `deadline`."""
@@ -722,6 +741,9 @@ class Link:
         started = now
         self._write(self._sender.start(message, now))
         while not self._sender.complete:
+            if answers is not None and any(answers(m) for m in self._inbox):
+                self._sender.delivered()
+                break
             now = self._clock()
             if self._sender.deadline is not None and now >= self._sender.deadline:
                 self._write(self._sender.on_timer(now))

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import cbor2
 
-from signer.backends.appliance.framing import HOST_MAX_MESSAGE, Link, TooLarge
+from signer.backends.appliance.framing import HOST_MAX_MESSAGE, Delivery, Link, TooLarge
 from verifier.errors import DeviceError
 from verifier.textforms import format_aum_hash
 
@@ -297,6 +297,21 @@ def decode_response(data: bytes) -> dict[str, Any]:
     return value
 
 
+_NOT_AN_ANSWER = object()
+
+
+def _peek_id(delivered: Delivery) -> object:
+    """The `id` of a message from the device (None for id-null), or _NOT_AN_ANSWER for a
+    message that is not a well-formed response. Used only to tell whether a request arrived;
+    the response itself is read again, in full, by `wait`."""
+    if isinstance(delivered, TooLarge):
+        return _NOT_AN_ANSWER
+    try:
+        return decode_response(delivered)["id"]
+    except ApplianceError:
+        return _NOT_AN_ANSWER
+
+
 class RpcClient:
     """Numbers requests, sends them, and matches responses by id.
 
@@ -318,7 +333,14 @@ class RpcClient:
         request_id = self._next_id
         self._next_id += 1
         self._outstanding[request_id] = method
-        self.link.send(encode_request(request_id, method, params), deadline)
+
+        def answers(delivered: Delivery) -> bool:
+            # An answer to this request (or an id-null one to the oldest, if that is this one)
+            # proves the device has all of it even when its final ACK was lost.
+            rid = _peek_id(delivered)
+            return rid == request_id or (rid is None and min(self._outstanding) == request_id)
+
+        self.link.send(encode_request(request_id, method, params), deadline, answers)
         return request_id
 
     def forget(self, request_id: int) -> None:

@@ -1,9 +1,10 @@
-"""Where a token PIN comes from.
+"""Where a PIN comes from, for a PKCS#11 token or the appliance.
 
-Order: the URI's `pin-source=` (a file), then the `TKA_PKCS11_PIN` environment variable, then
-the caller's callback (by default an interactive prompt on the terminal). A PIN is never taken
-from argv, never logged and never put into an exception message: every error here names the
-*source* of the PIN, not its value.
+Order: the URI's `pin-source=` (a file), then an environment variable (`TKA_PKCS11_PIN` for
+tokens, `TKA_APPLIANCE_PIN` for the appliance), then the caller's callback (by default an
+interactive prompt on the terminal). A PIN is never taken from argv, never logged and never put
+into an exception message: every error here names the *source* of the PIN, not its value. A PIN
+file must be a regular file with no permission bit for group or others (mode 0600 or 0400).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ PIN_ENV = "TKA_PKCS11_PIN"
 PinCallback = Callable[[str], str]
 
 
-def prompt_pin(what: str) -> str:
+def prompt_pin(what: str, env_var: str = PIN_ENV) -> str:
     """Ask on the terminal (no echo). Refuses when there is no terminal to ask on."""
     if not sys.stdin.isatty():
         raise SignerError(
             f"a PIN is needed for {what} but there is no terminal to ask on; "
-            f"add pin-source=file:/path/to/pin to the key URI or set {PIN_ENV}"
+            f"add pin-source=file:/path/to/pin to the key URI or set {env_var}"
         )
     try:
         pin = getpass.getpass(f"PIN for {what}: ")
@@ -42,7 +43,8 @@ def prompt_pin(what: str) -> str:
 def read_pin_file(source: str) -> str:
     """Read a PIN from `file:/path` or a bare path; the first line, trailing whitespace removed.
 
-    A world-readable PIN file is refused: anyone on the machine could use the token.
+    A PIN file that group or others may read or write is refused: another user could use the
+    key, or replace the PIN with one that burns the retry counter.
     """
     if source.startswith("file:"):
         from signer.uri import parse_file_uri  # local import: uri imports nothing from here
@@ -58,10 +60,10 @@ def read_pin_file(source: str) -> str:
         raise SignerError(f"cannot read PIN file {path}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise SignerError(f"PIN file {path} is not a regular file")
-    if st.st_mode & stat.S_IROTH:
+    if st.st_mode & 0o077:
         raise SignerError(
-            f"PIN file {path} is readable by every user (mode {stat.S_IMODE(st.st_mode):04o}); "
-            f"run: chmod 600 {path}"
+            f"PIN file {path} is accessible by group or others (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {path}"
         )
     try:
         data = path.read_bytes()
@@ -84,12 +86,15 @@ def resolve_pin(
     uri_pin_source: str | None,
     callback: PinCallback | None = None,
     env: Mapping[str, str] | None = None,
+    env_var: str = PIN_ENV,
 ) -> str:
     """Return the PIN for `what`, following the order in the module docstring."""
     if uri_pin_source is not None:
         return read_pin_file(uri_pin_source)
     environ = os.environ if env is None else env
-    from_env = environ.get(PIN_ENV)
+    from_env = environ.get(env_var)
     if from_env:
         return from_env
-    return (callback or prompt_pin)(what)
+    if callback is not None:
+        return callback(what)
+    return prompt_pin(what, env_var)

@@ -20,17 +20,14 @@ else a prompt on the terminal: never from argv, never logged, never in a message
 
 from __future__ import annotations
 
-import getpass
 import os
-import stat
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote, unquote
 
+from signer.pin import prompt_pin as pin_prompt
 from signer.pin import read_pin_file
-from signer.uri import parse_file_uri
+from signer.pin import resolve_pin as pin_resolve
 from verifier.errors import SignerError
 
 DEVICE_ENV = "TKA_APPLIANCE_DEVICE"
@@ -114,34 +111,13 @@ def parse_appliance_uri(uri: str, *, env: Mapping[str, str] | None = None) -> Ap
 
 
 def read_private_pin_file(source: str) -> str:
-    """The PIN in `file:/path` or `/path`, which must not be accessible by group or others."""
-    path = parse_file_uri(source) if source.startswith("file:") else Path(source)
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise SignerError(f"cannot read PIN file {path}: {exc.strerror}") from None
-    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
-        raise SignerError(
-            f"PIN file {path} is accessible by group or others (mode "
-            f"{stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {path}"
-        )
+    """The PIN in `file:/path` or `/path` (mode 0600 or stricter): `signer.pin.read_pin_file`."""
     return read_pin_file(source)
 
 
 def prompt_pin(what: str) -> str:
     """Ask on the terminal, without echo."""
-    if not sys.stdin.isatty():
-        raise SignerError(
-            f"a PIN is needed for {what} but there is no terminal to ask on; add "
-            f"pin-source=file:/path/to/pin to the key URI or set {PIN_ENV}"
-        )
-    try:
-        pin = getpass.getpass(f"PIN for {what}: ")
-    except EOFError:
-        raise SignerError(f"no PIN entered for {what}") from None
-    if not pin:
-        raise SignerError(f"empty PIN entered for {what}")
-    return pin
+    return pin_prompt(what, PIN_ENV)
 
 
 def resolve_pin(
@@ -152,10 +128,5 @@ def resolve_pin(
     env: Mapping[str, str] | None = None,
 ) -> str:
     """pin-source, else $TKA_APPLIANCE_PIN, else `callback` (default: the terminal prompt)."""
-    if pin_source is not None:
-        return read_private_pin_file(pin_source)
-    environ = os.environ if env is None else env
-    from_env = environ.get(PIN_ENV)
-    if from_env:
-        return from_env
-    return (callback or prompt_pin)(what)
+    return pin_resolve(what, uri_pin_source=pin_source, callback=callback, env=env,
+                       env_var=PIN_ENV)

@@ -11,13 +11,8 @@
 #include <string.h>
 
 #include "blake2s.h"
+#include "cbor_head.h"
 #include "tka_native.h"
-
-typedef struct {
-    const uint8_t *data;
-    size_t len;
-    size_t pos;
-} cursor;
 
 /* What sighash needs, known with or without an output. */
 typedef struct {
@@ -26,33 +21,9 @@ typedef struct {
     size_t n_signatures;
 } aum_shape;
 
-/* A head of major type `major` in shortest form; 0 on anything else (other major types,
- * reserved or indefinite additional information, non-shortest arguments, truncation). */
-static int read_head(cursor *c, unsigned major, uint64_t *arg) {
-    if (c->pos >= c->len) return 0;
-    uint8_t initial = c->data[c->pos];
-    if ((unsigned)(initial >> 5) != major) return 0;
-    unsigned info = initial & 0x1fu;
-    c->pos++;
-    if (info < 24) {
-        *arg = info;
-        return 1;
-    }
-    if (info > 27) return 0;
-    size_t width = (size_t)1 << (info - 24);
-    if (c->len - c->pos < width) return 0;
-    uint64_t value = 0;
-    for (size_t i = 0; i < width; i++) value = (value << 8) | c->data[c->pos + i];
-    c->pos += width;
-    static const uint64_t min_for_width[4] = {24, 0x100, 0x10000, 0x100000000ULL};
-    if (value < min_for_width[info - 24]) return 0;
-    *arg = value;
-    return 1;
-}
+static int read_uint(cbor_cursor *c, uint64_t *v) { return cbor_head(c, 0, v); }
 
-static int read_uint(cursor *c, uint64_t *v) { return read_head(c, 0, v); }
-
-static int read_small_uint(cursor *c, unsigned *v) {
+static int read_small_uint(cbor_cursor *c, unsigned *v) {
     uint64_t x;
     if (!read_uint(c, &x) || x > 255) return 0; /* 8-bit fields: larger values overflow */
     *v = (unsigned)x;
@@ -60,13 +31,13 @@ static int read_small_uint(cursor *c, unsigned *v) {
 }
 
 /* A one-byte struct key (all keys used here are below 24). */
-static int expect_key(cursor *c, uint8_t key) {
+static int expect_key(cbor_cursor *c, uint8_t key) {
     if (c->pos >= c->len || c->data[c->pos] != key) return 0;
     c->pos++;
     return 1;
 }
 
-static int take_null(cursor *c) {
+static int take_null(cbor_cursor *c) {
     if (c->pos < c->len && c->data[c->pos] == 0xf6) {
         c->pos++;
         return 1;
@@ -74,9 +45,9 @@ static int take_null(cursor *c) {
     return 0;
 }
 
-static int read_string(cursor *c, unsigned major, tka_span *out) {
+static int read_string(cbor_cursor *c, unsigned major, tka_span *out) {
     uint64_t n;
-    if (!read_head(c, major, &n)) return 0;
+    if (!cbor_head(c, major, &n)) return 0;
     if (n > c->len - c->pos) return 0;
     out->ptr = c->data + c->pos;
     out->len = (size_t)n;
@@ -85,7 +56,7 @@ static int read_string(cursor *c, unsigned major, tka_span *out) {
 }
 
 /* A non-omitempty byte slice: null, or a byte string of any length (0x40 included). */
-static int read_opt_bytes(cursor *c, int *is_null, tka_span *out) {
+static int read_opt_bytes(cbor_cursor *c, int *is_null, tka_span *out) {
     if (take_null(c)) {
         *is_null = 1;
         out->ptr = NULL;
@@ -130,7 +101,7 @@ static int utf8_valid(const uint8_t *s, size_t n) {
     return 1;
 }
 
-static int read_text(cursor *c, tka_span *out) {
+static int read_text(cbor_cursor *c, tka_span *out) {
     return read_string(c, 3, out) && utf8_valid(out->ptr, out->len);
 }
 
@@ -143,10 +114,10 @@ static int encoded_less(const uint8_t *a, size_t alen, const uint8_t *b, size_t 
 
 /* A map[string]string under an omitempty key: 1..TKA_AUM_MAX_META_ENTRIES entries, keys in
  * strictly ascending CTAP2 order (so unique), keys and values valid UTF-8. */
-static int read_meta(cursor *c, tka_meta *m) {
+static int read_meta(cbor_cursor *c, tka_meta *m) {
     size_t start = c->pos;
     uint64_t n;
-    if (!read_head(c, 5, &n) || n == 0 || n > TKA_AUM_MAX_META_ENTRIES) return 0;
+    if (!cbor_head(c, 5, &n) || n == 0 || n > TKA_AUM_MAX_META_ENTRIES) return 0;
     size_t total = 0, prev_start = 0, prev_len = 0;
     for (uint64_t i = 0; i < n; i++) {
         size_t key_start = c->pos;
@@ -168,9 +139,9 @@ static int read_meta(cursor *c, tka_meta *m) {
 }
 
 /* Key {1: Kind, 2: Votes, 3: Public (null or bytes), 12: Meta (omitted when empty)}. */
-static int read_key(cursor *c, tka_aum_key *k) {
+static int read_key(cbor_cursor *c, tka_aum_key *k) {
     uint64_t n;
-    if (!read_head(c, 5, &n) || (n != 3 && n != 4)) return 0;
+    if (!cbor_head(c, 5, &n) || (n != 3 && n != 4)) return 0;
     memset(k, 0, sizeof *k);
     if (!expect_key(c, 0x01) || !read_small_uint(c, &k->kind)) return 0;
     if (!expect_key(c, 0x02) || !read_uint(c, &k->votes)) return 0;
@@ -180,9 +151,9 @@ static int read_key(cursor *c, tka_aum_key *k) {
 }
 
 /* Signature {1: KeyID, 2: Signature}, both null or bytes. */
-static int read_signature(cursor *c, tka_aum_signature *s) {
+static int read_signature(cbor_cursor *c, tka_aum_signature *s) {
     uint64_t n;
-    if (!read_head(c, 5, &n) || n != 2) return 0;
+    if (!cbor_head(c, 5, &n) || n != 2) return 0;
     if (!expect_key(c, 0x01) || !read_opt_bytes(c, &s->key_id_is_null, &s->key_id)) return 0;
     if (!expect_key(c, 0x02) || !read_opt_bytes(c, &s->signature_is_null, &s->signature)) return 0;
     return 1;
@@ -190,9 +161,9 @@ static int read_signature(cursor *c, tka_aum_signature *s) {
 
 /* State {1: LastAUMHash, 2: DisablementValues, 3: Keys, 4: StateID1, 5: StateID2}. `st` may be
  * NULL (validate only). */
-static int read_state(cursor *c, tka_aum_state *st) {
+static int read_state(cbor_cursor *c, tka_aum_state *st) {
     uint64_t n;
-    if (!read_head(c, 5, &n) || n < 3 || n > 5) return 0;
+    if (!cbor_head(c, 5, &n) || n < 3 || n > 5) return 0;
     int is_null;
     tka_span span;
     /* LastAUMHash decodes into a fixed 32-byte array: only null or exactly 32 bytes survive
@@ -211,7 +182,7 @@ static int read_state(cursor *c, tka_aum_state *st) {
         }
     } else {
         uint64_t m;
-        if (!read_head(c, 4, &m) || m > TKA_AUM_MAX_DISABLEMENT) return 0;
+        if (!cbor_head(c, 4, &m) || m > TKA_AUM_MAX_DISABLEMENT) return 0;
         for (uint64_t i = 0; i < m; i++) {
             tka_span v;
             if (!read_string(c, 2, &v)) return 0;
@@ -230,7 +201,7 @@ static int read_state(cursor *c, tka_aum_state *st) {
         }
     } else {
         uint64_t m;
-        if (!read_head(c, 4, &m) || m > TKA_AUM_MAX_KEYS) return 0;
+        if (!cbor_head(c, 4, &m) || m > TKA_AUM_MAX_KEYS) return 0;
         for (uint64_t i = 0; i < m; i++) {
             tka_aum_key scratch;
             if (!read_key(c, st != NULL ? &st->keys[i] : &scratch)) return 0;
@@ -259,11 +230,11 @@ static int read_state(cursor *c, tka_aum_state *st) {
 
 /* The AUM map; `out` may be NULL. */
 static int read_aum(const uint8_t *data, size_t len, tka_aum *out, aum_shape *shape) {
-    cursor c = {data, len, 0};
+    cbor_cursor c = {data, len, 0};
     memset(shape, 0, sizeof *shape);
     if (data == NULL || len == 0) return 0;
     uint64_t entries;
-    if (!read_head(&c, 5, &entries) || entries < 2 || entries > 8) return 0;
+    if (!cbor_head(&c, 5, &entries) || entries < 2 || entries > 8) return 0;
     shape->entries = (size_t)entries;
     unsigned kind;
     if (!expect_key(&c, 0x01) || !read_small_uint(&c, &kind)) return 0;
@@ -319,7 +290,7 @@ static int read_aum(const uint8_t *data, size_t len, tka_aum *out, aum_shape *sh
         }
         case 0x17: {
             uint64_t m;
-            if (!read_head(&c, 4, &m) || m == 0 || m > TKA_AUM_MAX_SIGNATURES) return 0;
+            if (!cbor_head(&c, 4, &m) || m == 0 || m > TKA_AUM_MAX_SIGNATURES) return 0;
             for (uint64_t s = 0; s < m; s++) {
                 tka_aum_signature scratch;
                 if (!read_signature(&c, out != NULL ? &out->signatures[s] : &scratch)) return 0;
@@ -377,10 +348,10 @@ void tka_aum_hash(const uint8_t *data, size_t len, uint8_t out[32]) {
 
 int tka_meta_next(const tka_meta *meta, size_t *pos, tka_span *key, tka_span *value) {
     if (meta->encoded.ptr == NULL) return 0;
-    cursor c = {meta->encoded.ptr, meta->encoded.len, *pos};
+    cbor_cursor c = {meta->encoded.ptr, meta->encoded.len, *pos};
     if (c.pos == 0) {
         uint64_t n;
-        if (!read_head(&c, 5, &n)) return 0;
+        if (!cbor_head(&c, 5, &n)) return 0;
     }
     if (c.pos >= c.len) return 0;
     if (!read_string(&c, 3, key) || !read_string(&c, 3, value)) return 0;

@@ -4,41 +4,12 @@
 #include <string.h>
 
 #include "blake2s.h"
+#include "cbor_head.h"
 #include "tka_native.h"
 
-typedef struct {
-    const uint8_t *data;
-    size_t len;
-    size_t pos;
-} cursor;
-
-/* Reads a head of major type `major` in shortest form; 0 on anything else. */
-static int read_head(cursor *c, unsigned major, uint64_t *arg) {
-    if (c->pos >= c->len) return 0;
-    uint8_t initial = c->data[c->pos];
-    if ((unsigned)(initial >> 5) != major) return 0;
-    unsigned info = initial & 0x1f;
-    c->pos++;
-    if (info < 24) {
-        *arg = info;
-        return 1;
-    }
-    if (info > 27) return 0; /* 28..30 reserved, 31 indefinite length */
-    size_t width = (size_t)1 << (info - 24);
-    if (c->len - c->pos < width) return 0;
-    uint64_t value = 0;
-    for (size_t i = 0; i < width; i++) value = (value << 8) | c->data[c->pos + i];
-    c->pos += width;
-    /* Shortest form: the value must not fit the next smaller head. */
-    static const uint64_t min_for_width[4] = {24, 0x100, 0x10000, 0x100000000ULL};
-    if (value < min_for_width[info - 24]) return 0;
-    *arg = value;
-    return 1;
-}
-
-static int read_nonempty_bytes(cursor *c, nks_bytes *out) {
+static int read_nonempty_bytes(cbor_cursor *c, nks_bytes *out) {
     uint64_t n;
-    if (!read_head(c, 2, &n)) return 0;
+    if (!cbor_head(c, 2, &n)) return 0;
     if (n == 0 || n > c->len - c->pos) return 0; /* empty strings are omitted when canonical */
     out->ptr = c->data + c->pos;
     out->len = (size_t)n;
@@ -47,7 +18,7 @@ static int read_nonempty_bytes(cursor *c, nks_bytes *out) {
 }
 
 int nks_read(const uint8_t *data, size_t len, nks_chain *out) {
-    cursor c = {data, len, 0};
+    cbor_cursor c = {data, len, 0};
     /* The chain is linear (one nested map per level), so it is read as a loop: descend into
      * key 5 and, once the innermost map ends, climb back out finishing each parent's key 6. */
     unsigned depth = 0;
@@ -58,12 +29,12 @@ int nks_read(const uint8_t *data, size_t len, nks_chain *out) {
         out->count = depth + 1;
         lvl->map_start = c.pos;
         uint64_t entries;
-        if (!read_head(&c, 5, &entries) || entries < 1 || entries > 6) return 0;
+        if (!cbor_head(&c, 5, &entries) || entries < 1 || entries > 6) return 0;
         lvl->entries = (unsigned)entries;
         uint64_t kind;
         if (c.pos >= c.len || data[c.pos] != 0x01) return 0;
         c.pos++;
-        if (!read_head(&c, 0, &kind) || kind > 255) return 0;
+        if (!cbor_head(&c, 0, &kind) || kind > 255) return 0;
         lvl->kind = (unsigned)kind;
         unsigned last_key = 1, seen = 1;
         int descend = 0;

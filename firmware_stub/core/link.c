@@ -329,16 +329,19 @@ static void on_data(fw_link *l, uint8_t flags, uint8_t seq, uint32_t offset,
     emit(l, LT_ACK, 0, l->rx_seq, (uint32_t)l->rx_got, NULL, 0);
 }
 
-static void dropped(fw_link *l) {
+static void dropped(fw_link *l, uint64_t now) {
     l->stats.frames_dropped++;
     if (l->rx_active && !l->rx_done) send_nak(l, l->rx_seq, l->rx_got);
+    /* While fragments are in flight, a damaged frame is most likely the host's ACK or NAK for
+     * them: act as on a NAK for the acknowledged point rather than wait for the timer. */
+    if (l->tx_active && l->flight_count > 0) on_nak(l, l->tx_seq, (uint32_t)l->tx_acked, now);
 }
 
 static void on_frame(fw_link *l, uint64_t now) {
     size_t len;
     if (l->enc_overflow || cobs_decode(l->enc, l->enc_len, l->frame, sizeof l->frame, &len) != 0 ||
         len < LINK_FRAME_MIN || len > LINK_FRAME_MAX) {
-        dropped(l);
+        dropped(l, now);
         return;
     }
     const uint8_t *f = l->frame;
@@ -350,7 +353,7 @@ static void on_frame(fw_link *l, uint64_t now) {
     if (want != got || f[0] != LINK_VERSION || type < LT_DATA || type > LT_ALIVE ||
         (flags & ~(LF_FIN | LF_REPLY)) != 0 || (type == LT_BUSY && n != 1) ||
         (type != LT_DATA && type != LT_BUSY && n != 0)) {
-        dropped(l);
+        dropped(l, now);
         return;
     }
     uint32_t offset = get32be(f + 4);

@@ -301,6 +301,17 @@ def test_sender_lost_fin_ack_resends_last_fragment() -> None:
     assert s.complete
 
 
+def test_a_damaged_frame_while_waiting_for_acks_is_taken_for_a_lost_nak() -> None:
+    s = Sender()
+    s.start(b"z" * 600, 0.0)  # three 256-byte fragments in flight
+    again = s.on_bad_frame(0.01)
+    assert again and again[0].offset == 0  # back to the acknowledged point at once
+    # The old flight's NAKs for the same point are absorbed, as after a real NAK.
+    assert s.on_nak(nak_frame(0, 0), 0.02) == []
+    s.on_ack(ack_frame(0, 600, fin=True), 0.03)
+    assert s.on_bad_frame(0.04) == []  # nothing in flight: nothing to do
+
+
 def test_sender_refused_by_receiver_too_large() -> None:
     s, r = Sender(), Receiver(limit=300)
     frames = s.start(bytes(1000), 0.0)

@@ -383,6 +383,15 @@ static void test_sender_rules(void) {
     s.sent_done = 0;
     link_send(&s.l, m, 3000, now);
     CHECK_EQ(s.l.tx_seq, 1);
+    /* A damaged frame while fragments are in flight is taken for a lost ACK or NAK: back to
+     * the acknowledged point at once; the old flight's NAKs are then absorbed as after a NAK. */
+    rt = s.l.stats.retransmissions;
+    static const uint8_t noise[] = {0x05, 0x11, 0x22, 0x33, 0x44, 0x00};
+    link_input(&s.l, noise, sizeof noise, now);
+    CHECK_EQ(s.l.stats.frames_dropped, 1);
+    CHECK_EQ(s.l.stats.retransmissions, rt + 1);
+    feed(&s, LT_NAK, 0, 1, 0, NULL, 0);
+    CHECK_EQ(s.l.stats.retransmissions, rt + 1);
     feed(&s, LT_ACK, LF_FIN, 1, 256, NULL, 0);
     CHECK(s.sent_done && !s.sent_ok);
     /* Nobody answers: 12 timeouts in a row, then it gives up, within about 10 s. */

@@ -475,6 +475,15 @@ class Sender:
         self.deadline = None
         return self._fill(now)
 
+    def on_bad_frame(self, now: float) -> list[Frame]:
+        """A damaged frame arrived while we wait for acknowledgements: the device sends only in
+        answer to us, so it was most likely the ACK or NAK for what is in flight. Act as on a
+        NAK for the acknowledged point (with the same accounting of an old flight's NAKs)
+        instead of waiting for the timer."""
+        if not self.active or not self._inflight:
+            return []
+        return self.on_nak(nak_frame(self.seq, self._base), now)
+
     def delivered(self) -> None:
         """The receiver showed it holds the whole message another way (a BUSY for it, or an
         answer to it): done, as if its ACK with FIN, lost on the line, had arrived."""
@@ -656,6 +665,7 @@ class Link:
                 naks = self._receiver.on_bad_frame(self._expecting)
                 self.stats.naks_sent += len(naks)
                 out += naks
+                out += self._sender.on_bad_frame(self._clock())
                 continue
             self.stats.frames_in += 1
             self.last_heard = self._clock()

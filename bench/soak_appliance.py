@@ -181,6 +181,8 @@ def main() -> int:
     parser.add_argument("--drops-per-minute", type=float, default=6.0)
     parser.add_argument("--drop-max", type=float, default=0.8)
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "big"))
+    parser.add_argument("--write-docs", action="store_true",
+                        help='replace the "Appliance soak" section of docs/benchmarks.md')
     args = parser.parse_args()
     print(f"soak: {args.requests} requests, {args.corrupt:.1%} of bytes corrupted, "
           f"{args.drops_per_minute:g} line drops/min (up to {args.drop_max:g} s), seed "
@@ -189,6 +191,20 @@ def main() -> int:
         result = run(Path(tmp), args.requests, args.corrupt, args.drops_per_minute, args.seed,
                      args.drop_max, progress_every=500)
     print(result.report())
+    if args.write_docs:
+        from bench.bench_pkcs11 import cpu_model
+        from bench.docs_section import replace_section
+
+        replace_section(
+            "## Appliance soak",
+            f"`python bench/soak_appliance.py --requests {args.requests} --corrupt "
+            f"{args.corrupt:g} --drops-per-minute {args.drops_per_minute:g} --drop-max "
+            f"{args.drop_max:g} --seed {args.seed} --write-docs` on {cpu_model()}: the stub "
+            "behind `bench/lineproxy.py`, which corrupts that fraction of the bytes in both "
+            "directions and cuts the line at random (80 % `sign_nks`, 10 % `status`, 10 % "
+            "batches of 5; every signature verified by the host).\n\n```\n"
+            + result.report() + "\n```",
+        )
     return 1 if result.wrong_signatures or result.waits_over_limit else 0
 
 

@@ -1,4 +1,4 @@
-"""The soak: 500 requests through bench/lineproxy.py, which corrupts 1 % of the bytes in both
+"""The soak: 1000 requests through bench/lineproxy.py, which corrupts 1 % of the bytes in both
 directions and drops the line at random (about 30 times a minute, up to 0.6 s each). No
 signature may be wrong, no wait may exceed the host's limit, no request may fail; the counts are
 printed (pytest -s) and attached to the test report. `bench/soak_appliance.py` runs the long
@@ -13,7 +13,7 @@ import pytest
 
 from bench.soak_appliance import run
 
-REQUESTS = 500
+REQUESTS = 1000
 
 
 def test_soak_through_a_bad_line(stub_built: Path, tmp_path: Path, data_home: Path,

@@ -10,7 +10,12 @@ demo: setup
 
 test: setup lint test-c test-python
 
+# The appliance tests drive the firmware stub; after test-c they drive its ASan/UBSan build, so
+# every hostile frame and call the Python tests send also runs under the sanitizers.
+SANITIZED_STUB := build/c/firmware_stub/tka-appliance-stub
 test-python:
+	@if [ -x $(SANITIZED_STUB) ]; then echo "test-python: appliance stub under ASan/UBSan ($(SANITIZED_STUB))"; fi
+	if [ -x $(SANITIZED_STUB) ]; then export TKA_APPLIANCE_STUB=$(CURDIR)/$(SANITIZED_STUB); fi; \
 	$(PYTHON) -m pytest -q
 
 test-c:

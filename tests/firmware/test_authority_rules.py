@@ -6,7 +6,8 @@ apply_verified, NodeKeySignature.sig_hash, validate_deeplink, public_key_class) 
 signatures made with real Ed25519 keys (PyNaCl); only the device's own policy (docs/appliance.md
 §4-5: what it refuses to sign and why) is asserted directly.
 
-The harness is built under ASan/UBSan in build/rules (CMake, target fw_authority_harness).
+The harness is built under ASan/UBSan in build/c, the tree `make test-c` uses (CMake, target
+fw_authority_harness; already built there when `make test` gets here).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from verifier.textforms import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "build" / "rules"
+BUILD = ROOT / "build" / "c"
 HARNESS = BUILD / "firmware_stub" / "fw_authority_harness"
 
 

@@ -9,7 +9,8 @@ In both directions it
 - corrupts a fraction of the bytes (default 1 %): each corrupted byte is replaced by a different
   random byte (so a 0x00 delimiter can appear or vanish, splitting or merging frames);
 - drops the line at random: stretches of total loss (both directions, 50-800 ms each, at
-  random times, `--drops-per-minute` on average).
+  random times, `--drops-per-minute` on average, with at least a second of live line between
+  two of them).
 
 It reports what it did (bytes relayed, corrupted, dropped, outages) when it stops (Ctrl-C), and
 `LineProxy.stats()` gives the same counts to a test or benchmark that runs it in-process:
@@ -65,6 +66,9 @@ def _raw(fd: int) -> None:
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
+MIN_DROP_GAP = 1.0  # seconds of live line between two drops
+
+
 class LineProxy:
     """Relays between a new host-side pty and `device_path`, damaging the line."""
 
@@ -103,9 +107,12 @@ class LineProxy:
     # -- damage ----------------------------------------------------------------------------
 
     def _schedule(self, now: float) -> float:
+        """When the next drop starts: at random (`drops_per_minute` on average), but never
+        within a second of the last one's end, so that drops stay drops of at most `drop_max`
+        and do not chain into a dead line (a host rightly gives up on one of those)."""
         if self.drops_per_minute <= 0:
             return math.inf
-        return now + self._rng.expovariate(self.drops_per_minute / 60.0)
+        return now + MIN_DROP_GAP + self._rng.expovariate(self.drops_per_minute / 60.0)
 
     def _gap(self) -> int:
         """Bytes until the next corrupted one (geometric, so each byte has probability p)."""

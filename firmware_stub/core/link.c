@@ -332,6 +332,9 @@ static void on_data(fw_link *l, uint8_t flags, uint8_t seq, uint32_t offset,
 static void dropped(fw_link *l, uint64_t now) {
     l->stats.frames_dropped++;
     if (l->rx_active && !l->rx_done) send_nak(l, l->rx_seq, l->rx_got);
+    /* Between messages the damaged frame may have been the first fragment of the host's next
+     * one (seq one up), which no later fragment reports if the message is short. */
+    else send_nak(l, (uint8_t)(l->rx_active ? l->rx_seq + 1 : 0), 0);
     /* While fragments are in flight, a damaged frame is most likely the host's ACK or NAK for
      * them: act as on a NAK for the acknowledged point rather than wait for the timer. */
     if (l->tx_active && l->flight_count > 0) on_nak(l, l->tx_seq, (uint32_t)l->tx_acked, now);

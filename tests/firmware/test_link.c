@@ -331,6 +331,12 @@ static void test_receiver_rules(void) {
     /* Empty frames are padding, not drops. */
     link_input(&r.l, (const uint8_t *)"\x00\x00\x00", 3, now);
     CHECK_EQ(r.l.stats.frames_dropped - dropped, n);
+    /* Between messages a dropped frame may have been the next message's first fragment:
+     * NAK(next seq, 0). */
+    feed(&r, LT_DATA, LF_FIN, 13, 4, hello + 4, 1);
+    CHECK(r.delivered == 6);
+    link_input(&r.l, (const uint8_t *)"\x03\x00", 2, now);
+    CHECK(last_frame(&r, &t, &fl, &sq, &off) == 0 && t == LT_NAK && sq == 14 && off == 0);
 
     /* RESET: reset, answer with REPLY; the next message numbers from anything at offset 0. */
     feed(&r, LT_RESET, 0, 0, 0, NULL, 0);

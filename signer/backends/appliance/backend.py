@@ -84,21 +84,29 @@ def oldest_checkpoint(chain: Sequence[AUM]) -> int:
     )
 
 
-def feed_chunks(aums: Sequence[bytes], max_message: int) -> list[list[bytes]]:
+def chunks_for_calls(
+    items: Sequence[T], size: Callable[[T], int], max_count: int, max_message: int
+) -> list[list[T]]:
+    """Consecutive runs of `items` for one call each: at most `max_count` items, whose byte
+    strings (`size` of each) fit `max_message` with the call's envelope."""
     budget = max(1024, max_message - _REQUEST_OVERHEAD)
-    chunks: list[list[bytes]] = []
-    current: list[bytes] = []
-    size = 0
-    for data in aums:
-        cost = len(data) + _ITEM_OVERHEAD
-        if current and (len(current) >= UPDATE_CHUNK_AUMS or size + cost > budget):
+    chunks: list[list[T]] = []
+    current: list[T] = []
+    used = 0
+    for item in items:
+        cost = size(item) + _ITEM_OVERHEAD
+        if current and (len(current) >= max_count or used + cost > budget):
             chunks.append(current)
-            current, size = [], 0
-        current.append(data)
-        size += cost
+            current, used = [], 0
+        current.append(item)
+        used += cost
     if current:
         chunks.append(current)
     return chunks
+
+
+def feed_chunks(aums: Sequence[bytes], max_message: int) -> list[list[bytes]]:
+    return chunks_for_calls(aums, len, UPDATE_CHUNK_AUMS, max_message)
 
 
 def bring_up_to_date(device: Appliance, authority: Authority, *, what: str) -> bytes:
@@ -370,22 +378,8 @@ class ApplianceBackend(KeyBackend):
     def _batches(
         self, items: Sequence[tuple[bytes, SigningContext]]
     ) -> list[list[tuple[bytes, SigningContext]]]:
-        limit = max(1, self._policy_now().max_batch)
-        budget = max(1024, self._max_message - _REQUEST_OVERHEAD)
-        chunks: list[list[tuple[bytes, SigningContext]]] = []
-        current: list[tuple[bytes, SigningContext]] = []
-        size = 0
-        for item in items:
-            payload = item[1].payload or b""
-            cost = len(payload) + _ITEM_OVERHEAD
-            if current and (len(current) >= limit or size + cost > budget):
-                chunks.append(current)
-                current, size = [], 0
-            current.append(item)
-            size += cost
-        if current:
-            chunks.append(current)
-        return chunks
+        return chunks_for_calls(items, lambda item: len(item[1].payload or b""),
+                                max(1, self._policy_now().max_batch), self._max_message)
 
     def _sign_batch(self, chunk: Sequence[tuple[bytes, SigningContext]]) -> list[bytes]:
         payloads: list[bytes] = []

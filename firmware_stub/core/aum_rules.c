@@ -1,5 +1,6 @@
 /* The tailnet-lock rules on the device's state (see aum_rules.h). Each function follows the
  * reference's order of checks, so the first failing rule and its text are the reference's. */
+#include "bytes.h"
 #include "aum_rules.h"
 
 #include <inttypes.h>
@@ -472,16 +473,6 @@ size_t rules_state_encoded_len(const auth_state *s) {
     size_t n = STATE_HEADER + (size_t)s->n_disablement * 32;
     for (size_t i = 0; i < s->n_keys; i++) n += KEY_HEADER + s->keys[i].public_len;
     return n;
-}
-
-static void put_le(uint8_t *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
 }
 
 size_t rules_state_encode(const auth_state *s, uint8_t *out, size_t cap) {

@@ -20,6 +20,7 @@
  *
  * Large values are static (the firmware is one thread): not reentrant.
  */
+#include "bytes.h"
 #include "authority.h"
 
 #include <stdio.h>
@@ -482,16 +483,6 @@ void authority_drop_tentative(dev_authority *a) { a->n_tentative = 0; }
 
 size_t authority_serialized_max(void) {
     return SER_HEADER + (size_t)AUTH_HISTORY_MAX * SER_ENTRY + AUTH_ARENA_MAX;
-}
-
-static void put_le(uint8_t *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
 }
 
 int authority_serialize(const dev_authority *a, uint8_t *out, size_t cap, size_t *len) {

@@ -1,6 +1,5 @@
 /* The tailnet-lock rules on the device's state (see aum_rules.h). Each function follows the
  * reference's order of checks, so the first failing rule and its text are the reference's. */
-#include "bytes.h"
 #include "aum_rules.h"
 
 #include <inttypes.h>
@@ -8,6 +7,7 @@
 #include <string.h>
 
 #include "blake2s.h"
+#include "bytes.h"
 #include "tka_native.h"
 
 #define MAX_DISABLEMENT 32

@@ -20,8 +20,9 @@
  *
  * Large values are static (the firmware is one thread): not reentrant.
  */
-#include "bytes.h"
 #include "authority.h"
+
+#include "bytes.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -22,12 +22,11 @@
  */
 #include "authority.h"
 
-#include "bytes.h"
-
 #include <stdio.h>
 #include <string.h>
 
 #include "aum_rules.h"
+#include "bytes.h"
 #include "checks.h"
 
 #define LIVE_ARENA_MAX (160 * 1024) /* states of a call's AUMs that later ones build on */

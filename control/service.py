@@ -281,6 +281,11 @@ class ControlService:
             self._decode_aum(v, f"MissingAUMs[{i}]")
             for i, v in enumerate(request.get("MissingAUMs") or [])
         ]
+        if aums and request.get("Interactive") is True and aums[0].parent != authority.head:
+            # A change built on a head that has moved since: taking it would start a fork
+            # that could displace the update that won, after its writer was told it landed.
+            # Answer with the current head; the writer syncs, rebuilds and signs again.
+            return {"Head": str(authority.head)}
         if aums:
             authority.inform(aums)
         return {"Head": str(authority.head)}

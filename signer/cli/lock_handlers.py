@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import time
@@ -46,6 +47,7 @@ from verifier import authkey, revocation
 from verifier.aum import AUM, MessageKind
 from verifier.authority import Authority, new_state_ids
 from verifier.builder import UpdateBuilder
+from verifier.chain import MAX_SCAN_ITERATIONS
 from verifier.deeplink import validate_deeplink
 from verifier.disablement import disablement_kdf, new_disablement_secret
 from verifier.errors import (
@@ -498,31 +500,79 @@ def cmd_log(args: argparse.Namespace) -> int:
 # -- changing the authority -----------------------------------------------------------------------
 
 
-def _submit_updates(s: Session, updates: list[AUM]) -> None:
-    """Modify flow (spec §13.4): send the new AUMs on top of our head; control must accept all."""
-    if not updates:
-        return
+# How often a change is rebuilt on a head that moved under it before the command gives up,
+# and the longest pause (seconds, times the attempt number, at random below it) before
+# rebuilding, so that writers racing each other spread out instead of colliding again.
+MAX_REBUILDS = 20
+REBUILD_BACKOFF = 0.05
+
+
+def _submitted(s: Session, updates: list[AUM]) -> bool:
+    """Modify flow (spec §13.4): send the new AUMs on top of our head, sync again, and say
+    whether they are on the service's active chain now. A concurrent writer may have reached
+    the service first (its update and ours then compete for the same parent, and ours can
+    lose fork choice): an exit 0 must mean the change is in effect."""
     authority = s.require_authority()
-    reply = s.client.sync_send(str(authority.head), [_b64(u.to_cbor()) for u in updates], True)
-    if reply["Head"] != str(updates[-1].hash()):
-        raise CommandError("central tka head differs from submitted AUM, try again")
+    last = updates[-1].hash()
+    s.client.sync_send(str(authority.head), [_b64(u.to_cbor()) for u in updates], True)
     s.resync()
+    return _on_active_chain(s.require_authority(), bytes(last))
+
+
+def _on_active_chain(authority: Authority, h: bytes) -> bool:
+    cursor: AUM | None = authority.head_aum
+    oldest = bytes(authority.oldest_ancestor.hash())
+    for _ in range(MAX_SCAN_ITERATIONS):
+        if cursor is None:
+            return False
+        here = bytes(cursor.hash())
+        if here == h:
+            return True
+        if here == oldest or cursor.parent is None:
+            return False
+        cursor = authority.storage.aum(cursor.parent)
+    return False
 
 
 def _modify(s: Session, add: list[Key], remove: list[bytes], plan: list[str], action: str) -> None:
-    authority = s.require_authority()
+    """Build, sign and submit the change on the current head; when another update got there
+    first, sync, rebuild what is still to do on the new head and sign again (saying so)."""
     # Ask before any key is touched: an appliance would otherwise show its screen first.
     confirm(s.args, plan, action)
     with s.backends() as backends:
-        for backend in backends:
-            _require_trusted(authority, backend.public_key())
-        builder = UpdateBuilder(authority, *(aum_signer(b) for b in backends))
-        for key in add:
-            builder.add_key(key)
-        for key_id in remove:
-            builder.remove_key(key_id)
-        updates = builder.finalize()
-    _submit_updates(s, updates)
+        for attempt in range(1, MAX_REBUILDS + 1):
+            authority = s.require_authority()
+            for backend in backends:
+                _require_trusted(authority, backend.public_key())
+            todo_add, todo_remove = add, remove
+            if attempt > 1:
+                # What the competing updates already did is done.
+                todo_add = [k for k in add if not authority.key_trusted(k.public or b"")]
+                todo_remove = [k for k in remove if authority.key_trusted(k)]
+                if not todo_add and not todo_remove:
+                    return
+            builder = UpdateBuilder(authority, *(aum_signer(b) for b in backends))
+            for key in todo_add:
+                builder.add_key(key)
+            for key_id in todo_remove:
+                builder.remove_key(key_id)
+            updates = builder.finalize()
+            if not updates or _submitted(s, updates):
+                return
+            if attempt < MAX_REBUILDS:
+                print(
+                    "tka: another update reached the service first; signing the change again "
+                    f"on its new head ({attempt + 1} of {MAX_REBUILDS})",
+                    file=sys.stderr,
+                )
+                time.sleep(secrets.SystemRandom().uniform(0, REBUILD_BACKOFF * attempt))
+                s.resync()
+                for backend in backends:
+                    backend.track(s.require_authority())
+    raise CommandError(
+        f"the change lost {MAX_REBUILDS} races against concurrent updates and is not in effect; "
+        "try again"
+    )
 
 
 def cmd_add(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ def test_concurrent_adds_lose_nothing(tailnet: Tailnet) -> None:
             for node, key in wanted.items()
         }
         for node, proc in procs.items():
-            out, err = proc.communicate(timeout=300)
+            _out, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, f"{node}: {err}"
             rebuilt += err.count("signing the change again")
             added.append(wanted[node])

@@ -63,3 +63,23 @@ def atomic_create(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise StorageError(f"{path} already exists; refusing to overwrite it") from None
     except OSError as err:
         raise StorageError(f"cannot write {path}: {err.strerror}") from None
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create `path` and every missing parent with mode 0700 (created so: `mkdir` with the mode,
+    which a umask can only narrow). Existing directories are left as they are."""
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    try:
+        for directory in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # made meanwhile by a concurrent run
+                os.mkdir(directory, 0o700)
+    except OSError as err:
+        raise StorageError(f"cannot create {path}: {err.strerror}") from None
+    if not path.is_dir():
+        raise StorageError(f"{path} is not a directory")

@@ -4,13 +4,18 @@ Layout of `<state>/`:
 
     node.json        name, control-assigned IDs, lock-key backend URI, local-disable deny-list
     node.key         the node's WireGuard-style private key, `privkey:<hex>`, mode 0600
+    node.credential  the secret the node presents to its coordination service on every request,
+                     `nodecred:<hex>`, created 0600 before registration (docs/control.md)
+    control-ca.pem   optional: the CA the service's https certificate must chain to
     lock.key         a file-backed tailnet-lock key, only when no --lock-key URI was given
     tka/             the local authority, in Tailscale's filesystem layout (spec §8.9)
     .lock            the process-wide lock file (`fcntl.flock`); its content is never written
 
 Every write goes through `atomic_write` (temp file in the same directory, fsync, rename, fsync of
 the directory) so that a crash leaves either the old or the new file, never half of one. One
-exclusive `flock` on `.lock` serializes concurrent `tka` invocations on the same state directory.
+exclusive `flock` on `.lock` serializes concurrent `tka` invocations on the same state directory;
+whoever takes it first removes what a killed run left behind (temporary files of those writes,
+`tka.deleting*`, `tka.bootstrap`). The directory and the parents it needs are created 0700.
 No PIN and no disablement secret is ever written here.
 """
 
@@ -20,8 +25,10 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -30,12 +37,19 @@ from typing import Any
 
 import nacl.bindings
 
+from signer.render import clip_input
 from verifier.errors import DecodeError, StorageError
-from verifier.storage.atomic import atomic_write
+from verifier.storage.atomic import atomic_create, atomic_write, make_private_dirs
 from verifier.textforms import format_node_public
 
 NODE_KEY_PREFIX = "privkey:"
+CREDENTIAL_PREFIX = "nodecred:"
 CONFIG_VERSION = 1
+# What a killed run can leave: atomic_write's `<name>.tmp<12 hex>`, atomic_create's
+# `.<name>.tmp<12 hex>`, remove_tka's `tka.deleting<8 hex>`, sync's `tka.bootstrap`.
+_STALE_FILE = re.compile(r"\.?.+\.tmp[0-9a-f]{12}")
+_STALE_DIR = re.compile(r"tka\.deleting[0-9a-f]{8}|tka\.bootstrap")
+_CREDENTIAL = re.compile(r"nodecred:[0-9a-f]{64}")
 
 
 def data_dir() -> Path:
@@ -100,7 +114,7 @@ class NodeConfig:
                 lock_public=None if lock_public is None else bytes.fromhex(str(lock_public)),
                 disallowed_state_ids=tuple(str(s) for s in denied),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             raise StorageError(f"node.json is corrupt ({exc}); restore it or re-register") from None
 
 
@@ -114,37 +128,125 @@ class NodeState:
         self.file_lock_key_path = root / "lock.key"
         self.tka_dir = root / "tka"
         self.lock_path = root / ".lock"
+        self.credential_path = root / "node.credential"
+        self.control_ca_path = root / "control-ca.pem"
 
     # -- existence and creation ------------------------------------------------------------
 
     def exists(self) -> bool:
-        return self.config_path.is_file() and self.node_key_path.is_file()
+        return all(
+            stat.S_ISREG(_mode(path) or 0) for path in (self.config_path, self.node_key_path)
+        )
 
     def require(self) -> None:
+        self.check_layout()
         if not self.exists():
+            root = clip_input(self.root)
             raise StorageError(
-                f"no node state in {self.root}; run 'tka node register --state {self.root} "
-                "--name NAME' first"
+                f"no node state in {root}; run 'tka node register --state {root} --name NAME' "
+                "first"
             )
+
+    def check_layout(self) -> None:
+        """Refuse a state directory whose entries are not what they should be (node.json a
+        directory, tka a file, a FIFO): found only when read or replaced, they would fail a
+        command half-way, after other files changed."""
+        for directory in (self.root, self.tka_dir):
+            mode = _mode(directory)
+            if mode is not None and not stat.S_ISDIR(mode):
+                raise StorageError(f"{clip_input(directory)} is not a directory")
+        for path in (
+            self.config_path, self.node_key_path, self.credential_path, self.file_lock_key_path,
+            self.control_ca_path, self.lock_path,
+        ):
+            mode = _mode(path)
+            if mode is not None and not stat.S_ISREG(mode):
+                raise StorageError(f"{clip_input(path)} is not a regular file")
 
     def create(self, config: NodeConfig) -> None:
         """Write a fresh node key and config. Refuses to overwrite an existing node."""
         if self.exists():
             raise StorageError(f"{self.root} already holds a registered node")
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(
+        self.make_root()
+        self.ensure_node_key()
+        self.save_config(config)
+
+    def make_root(self) -> None:
+        make_private_dirs(self.root)
+        self.check_layout()
+
+    def ensure_node_key(self) -> bool:
+        """The node key, made (0600, whole or absent after a crash) unless there is one; True if
+        it was made now."""
+        if self.node_key_path.exists():
+            self.node_private()  # must be readable: a resumed registration keeps it
+            return False
+        atomic_create(
             self.node_key_path, (NODE_KEY_PREFIX + os.urandom(32).hex() + "\n").encode(), 0o600
         )
-        self.save_config(config)
+        return True
+
+    def registered(self) -> bool:
+        """Registration finished: the service's node ID is recorded and the credential kept."""
+        if not self.exists() or not self.credential_path.is_file():
+            return False
+        return self.config().node_id != 0
+
+    # -- the credential for the coordination service ------------------------------------------
+
+    def ensure_credential(self) -> bool:
+        """The node's credential, made now unless there is one: a new 0600 file (created with
+        that mode, never chmod-ed), whole or absent after a crash. True if it was made now."""
+        if self.credential_path.exists():
+            self.credential()
+            return False
+        atomic_create(
+            self.credential_path,
+            (CREDENTIAL_PREFIX + secrets.token_bytes(32).hex() + "\n").encode(),
+            0o600,
+        )
+        return True
+
+    def credential(self) -> str:
+        try:
+            text = self.credential_path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            raise StorageError(
+                f"{self.root} has no credential for its coordination service (node.credential): "
+                f"run 'tka node register --state {self.root} --name NAME' again to finish "
+                "registering it"
+            ) from None
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or "not text"
+            raise StorageError(f"cannot read {self.credential_path}: {reason}") from None
+        if not _CREDENTIAL.fullmatch(text):
+            raise StorageError(f"{self.credential_path} is not a 'nodecred:<64 hex>' file")
+        return text
+
+    def control_ca(self) -> Path | None:
+        return self.control_ca_path if self.control_ca_path.is_file() else None
+
+    def session_credential(self) -> str:
+        """The credential of a node whose registration finished (else one line saying what to
+        run)."""
+        if self.config().node_id == 0:
+            raise StorageError(
+                f"the registration of the node in {self.root} did not finish: run 'tka node "
+                f"register --state {self.root} --name NAME' again"
+            )
+        return self.credential()
 
     # -- config ----------------------------------------------------------------------------
 
     def config(self) -> NodeConfig:
         try:
-            return NodeConfig.from_json(self.config_path.read_bytes())
+            data = self.config_path.read_bytes()
         except FileNotFoundError:
             self.require()
             raise
+        except OSError as err:
+            raise StorageError(f"cannot read {self.config_path}: {err.strerror}") from None
+        return NodeConfig.from_json(data)
 
     def save_config(self, config: NodeConfig) -> None:
         atomic_write(self.config_path, config.to_json(), 0o600)
@@ -152,7 +254,11 @@ class NodeState:
     # -- node key --------------------------------------------------------------------------
 
     def node_private(self) -> bytes:
-        text = self.node_key_path.read_text().strip()
+        try:
+            text = self.node_key_path.read_bytes().decode("ascii").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or "not text"
+            raise StorageError(f"cannot read {self.node_key_path}: {reason}") from None
         if not text.startswith(NODE_KEY_PREFIX) or len(text) != len(NODE_KEY_PREFIX) + 64:
             raise StorageError(f"{self.node_key_path} is not a 'privkey:<64 hex>' file")
         try:
@@ -203,7 +309,10 @@ class NodeState:
         """
         if not self.root.is_dir():
             self.require()
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as err:
+            raise StorageError(f"cannot open {self.lock_path}: {err.strerror}") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -211,9 +320,40 @@ class NodeState:
                 if sys.stderr.isatty():
                     print(f"tka: waiting for another tka using {self.root}", file=sys.stderr)
                 fcntl.flock(fd, fcntl.LOCK_EX)
+            self.remove_stale()
             yield
         finally:
             os.close(fd)  # closing releases the flock
+
+    def remove_stale(self) -> list[Path]:
+        """Remove what killed runs left: their temporary files (here and in the authority's
+        directories) and half-deleted or half-bootstrapped authorities. Call with the lock held:
+        every writer of this directory holds it, so nothing found is in use."""
+        removed: list[Path] = []
+        for directory, dirnames, filenames in os.walk(self.root):
+            here = Path(directory)
+            for name in list(dirnames):
+                if here == self.root and _STALE_DIR.fullmatch(name):
+                    shutil.rmtree(here / name, ignore_errors=True)
+                    removed.append(here / name)
+                    dirnames.remove(name)
+            for name in filenames:
+                if _STALE_FILE.fullmatch(name):
+                    with contextlib.suppress(FileNotFoundError):
+                        (here / name).unlink()
+                        removed.append(here / name)
+        return removed
+
+
+def _mode(path: Path) -> int | None:
+    """The mode of what is at `path`, None if nothing is; one line for a path that cannot even
+    be looked at (too long, a loop of links), where Path.exists would raise or say no."""
+    try:
+        return path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as err:
+        raise StorageError(f"cannot use {clip_input(path)}: {err.strerror}") from None
 
 
 def state_id_text(state_id1: int, state_id2: int) -> str:

@@ -44,7 +44,12 @@ def _bootstrap_locally(node: NodeState, genesis: AUM) -> Authority:
 
 
 def sync(node: NodeState, client: ControlClient) -> SyncResult:
-    """One netmap round. Call with the node's lock held."""
+    """One netmap round. Call with the node's lock held.
+
+    The first round of a session binds the client to the node's credential (and pinned CA),
+    which every request to the service carries from then on (docs/control.md)."""
+    if client.credential is None:
+        client.bind(node.session_credential(), node.control_ca())
     netmap = client.netmap()
     info = netmap.get("TKAInfo")
     enabled = info is not None and not info.get("Disabled")

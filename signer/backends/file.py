@@ -18,7 +18,9 @@ import nacl.exceptions
 import nacl.signing
 
 from signer.backends.base import KeyBackend, SigningContext
-from verifier.errors import SignerError
+from signer.render import clip_input
+from verifier.errors import SignerError, StorageError
+from verifier.storage.atomic import atomic_create
 
 NLPRIV_PREFIX = "nlpriv:"
 SEED_SIZE = 32
@@ -60,15 +62,15 @@ def check_private_file_mode(path: Path) -> os.stat_result:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise SignerError(f"key file {path} does not exist") from None
+        raise SignerError(f"key file {clip_input(path)} does not exist") from None
     except OSError as exc:
-        raise SignerError(f"cannot open key file {path}: {exc.strerror}") from None
+        raise SignerError(f"cannot open key file {clip_input(path)}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
-        raise SignerError(f"key file {path} is not a regular file")
+        raise SignerError(f"key file {clip_input(path)} is not a regular file")
     if st.st_mode & 0o066:
         raise SignerError(
-            f"key file {path} is accessible by group or others "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {path}"
+            f"key file {clip_input(path)} is accessible by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {clip_input(path)}"
         )
     return st
 
@@ -78,12 +80,12 @@ def read_seed(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SignerError(f"cannot read key file {path}: {exc.strerror}") from None
+        raise SignerError(f"cannot read key file {clip_input(path)}: {exc.strerror}") from None
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
-        raise SignerError(f"key file {path} is not 'nlpriv:' text") from None
-    return parse_nlpriv(text, f"key file {path}")
+        raise SignerError(f"key file {clip_input(path)} is not 'nlpriv:' text") from None
+    return parse_nlpriv(text, f"key file {clip_input(path)}")
 
 
 def write_new_key_file(path: Path, seed: bytes | None = None) -> bytes:
@@ -94,18 +96,13 @@ def write_new_key_file(path: Path, seed: bytes | None = None) -> bytes:
     if seed is None:
         seed = bytes(nacl.signing.SigningKey.generate())
     text = format_nlpriv(seed) + "\n"
+    if path.exists():  # also a dangling link: never written through
+        raise SignerError(f"key file {path} already exists; refusing to overwrite it")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise SignerError(f"key file {path} already exists; refusing to overwrite it") from None
-    except OSError as exc:
-        raise SignerError(f"cannot create key file {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, 0o600)  # the umask may have been looser than we want for O_CREAT
-        os.write(fd, text.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        # Whole or absent after a crash: written under a temporary 0600 name, then linked.
+        atomic_create(path, text.encode("ascii"), 0o600)
+    except StorageError as err:
+        raise SignerError(str(err)) from None
     return bytes(nacl.signing.SigningKey(seed).verify_key)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -78,14 +79,40 @@ class Tailnet:
         return out
 
 
-def enable(net: Tailnet, hsm_uri: str) -> list[str]:
+def create_auth_key(db: Path, *flags: str) -> str:
+    """An enrolment key made by the service's admin (`python3 -m control authkey create`)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "control", "authkey", "create", "--db", str(db), *flags],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    key = proc.stdout.strip()
+    assert key.startswith("tskey-auth-") and key not in proc.stderr  # shown once, on stdout
+    return key
+
+
+def secret_file(path: Path, text: str) -> str:
+    """`file:PATH` for a secret written 0600, so it never travels on argv."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    return f"file:{path}"
+
+
+def enable(
+    net: Tailnet, hsm_uri: str, *, admin_auth: str | None = None, auth: str | None = None
+) -> list[str]:
+    """Register admin (HSM key) and laptop, and enable lock from admin. Over HTTP pass
+    enrolment keys (`file:PATH`): admin's must grant the tailnet-lock capability."""
     gen = subprocess.run(
         [sys.executable, "-m", "signer.cli", "key", "generate", hsm_uri],
         cwd=REPO, env=net.env, capture_output=True, text=True, timeout=60,
     )
     assert gen.returncode == 0, gen.stderr
-    net.ok("admin", "node", "register", "--name", "admin", "--lock-key", hsm_uri)
-    net.ok("laptop", "node", "register", "--name", "laptop")
+    admin_flags = [] if admin_auth is None else ["--auth-key", admin_auth]
+    flags = [] if auth is None else ["--auth-key", auth]
+    net.ok("admin", "node", "register", "--name", "admin", "--lock-key", hsm_uri, *admin_flags)
+    net.ok("laptop", "node", "register", "--name", "laptop", *flags)
     admin_key = net.lock_public("admin")
     preview = net.ok("admin", "init", "--gen-disablements", "3", admin_key)
     assert "If this is correct, please re-run this command with the --confirm flag:" in preview

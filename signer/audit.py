@@ -17,6 +17,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from signer.render import clip_input
 from verifier.authority import Authority
 from verifier.errors import DecodeError, StorageError
 from verifier.peers import PeerVerdict, verify_peers
@@ -47,7 +48,7 @@ class AuditReport:
 def open_authority_readonly(directory: Path) -> Authority:
     """Opens an authority directory without creating or changing anything in it."""
     if not directory.is_dir():
-        raise StorageError(f"no authority directory at {directory}")
+        raise StorageError(f"no authority directory at {clip_input(directory)}")
     return Authority.open(FilesystemStorage(directory))
 
 

@@ -76,6 +76,8 @@ def _load(text: str, kinds: Sequence[str]) -> dict[str, Any]:
     want = " or ".join(kinds)
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise DecodeError(f"not a {want} file: nested too deeply") from None
     except ValueError as err:
         raise DecodeError(f"not a {want} file: {err}") from None
     if not isinstance(doc, dict) or doc.get("Kind") not in kinds:

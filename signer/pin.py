@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from signer.render import clip_input
 from verifier.errors import SignerError
 
 PIN_ENV = "TKA_PKCS11_PIN"
@@ -54,29 +55,30 @@ def read_pin_file(source: str) -> str:
         raise SignerError("pin-source commands ('|…') are not supported; use a file")
     else:
         path = Path(source)
+    shown = clip_input(path)
     try:
         st = path.stat()
     except OSError as exc:
-        raise SignerError(f"cannot read PIN file {path}: {exc.strerror}") from None
+        raise SignerError(f"cannot read PIN file {shown}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
-        raise SignerError(f"PIN file {path} is not a regular file")
+        raise SignerError(f"PIN file {shown} is not a regular file")
     if st.st_mode & 0o077:
         raise SignerError(
-            f"PIN file {path} is accessible by group or others (mode "
-            f"{stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {path}"
+            f"PIN file {shown} is accessible by group or others (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {shown}"
         )
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SignerError(f"cannot read PIN file {path}: {exc.strerror}") from None
+        raise SignerError(f"cannot read PIN file {shown}: {exc.strerror}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise SignerError(f"PIN file {path} is not UTF-8 text") from None
+        raise SignerError(f"PIN file {shown} is not UTF-8 text") from None
     lines = text.splitlines()
     pin = lines[0].rstrip() if lines else ""
     if not pin:
-        raise SignerError(f"PIN file {path} is empty")
+        raise SignerError(f"PIN file {shown} is empty")
     return pin
 
 

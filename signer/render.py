@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,14 +41,11 @@ SIGN_COMMAND = "tka sign"
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
-def safe_text(text: str, limit: int = 200) -> str:
-    """Text another party chose (a node name, key metadata, a deeplink field), fit to print:
-    control, formatting and bidirectional characters escaped, backslashes doubled, long text
-    cut with an ellipsis."""
+def _escape(text: str, limit: int, backslash: str) -> str:
     out: list[str] = []
     for ch in text:
         if ch == "\\":
-            out.append("\\\\")
+            out.append(backslash)
         elif unicodedata.category(ch) in _INVISIBLE_CATEGORIES:
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{{{code:04x}}}")
@@ -54,6 +53,35 @@ def safe_text(text: str, limit: int = 200) -> str:
             out.append(ch)
     escaped = "".join(out)
     return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
+
+
+def safe_text(text: str, limit: int = 200) -> str:
+    """Text another party chose (a node name, key metadata, a deeplink field), fit to print:
+    control, formatting and bidirectional characters escaped, backslashes doubled, long text
+    cut with an ellipsis."""
+    return _escape(text, limit, "\\\\")
+
+
+# How much of a value the user gave (a path, a URL, an argument) an error message repeats.
+ECHO_LIMIT = 80
+
+
+def clip_input(value: object) -> str:
+    """A value the user gave, fit to repeat in a message: escaped like `safe_text`, cut to
+    ECHO_LIMIT characters (a 4 kB path must not bury what went wrong) in the middle, since both
+    ends of a path or URL tell which one it is."""
+    text = _escape(str(value), sys.maxsize, "\\\\")  # as safe_text, but cut below
+    if len(text) <= ECHO_LIMIT:
+        return text
+    head = (ECHO_LIMIT - 1) // 3
+    return text[:head] + "…" + text[len(text) - (ECHO_LIMIT - 1 - head) :]
+
+
+def one_line(message: str, limit: int = 500) -> str:
+    """A whole error message fit for one line on stderr: line breaks and other invisible
+    characters escaped, cut at `limit`. Backslashes stay single: the parts that echo input
+    went through `clip_input` already."""
+    return _escape(message, limit, "\\")
 
 
 def key_kind_name(kind: int) -> str:
@@ -131,7 +159,21 @@ def go_json(doc: Any, indent: str = "  ") -> str:
     for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
         text = text.replace(ch, esc)
     text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return text + "\n"
+    return _NOT_PLAIN.sub(_json_escape, text) + "\n"
+
+
+# json.dumps leaves DEL, C1 controls, bidi and other format characters raw inside strings,
+# where a terminal would act on them (the only raw controls it emits itself are the
+# indentation's newlines and tabs). Escaped, the document decodes to the same strings.
+_NOT_PLAIN = re.compile("[^\x20-\x7e\n\t]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES:
+        return ch
+    data = ch.encode("utf-16-be", "surrogatepass")
+    return "".join(f"\\u{int.from_bytes(data[i:i + 2], 'big'):04x}" for i in range(0, len(data), 2))
 
 
 def key_json(key: Key) -> dict[str, Any]:
@@ -204,7 +246,7 @@ def status_human(st: LockStatus) -> str:
                 line += "(self)"
             meta = key.meta or {}
             if meta.get("purpose") == "pre-auth key":
-                stable = meta.get("authkey_stableid", "")
+                stable = safe_text(meta.get("authkey_stableid", ""))
                 line += f"(pre-auth key {stable})" if stable else "(pre-auth key)"
             out.append(line)
     if st.enabled and st.filtered_peers:
@@ -213,8 +255,10 @@ def status_human(st: LockStatus) -> str:
             "The following nodes are locked out by tailnet lock and cannot connect to other nodes:"
         )
         for peer in st.filtered_peers:
-            ips = ",".join(peer.tailscale_ips)
-            out.append(f"\t{peer.dns_name}\t{ips}\t{peer.stable_id}\t{nodekey(peer.node_key)}")
+            # Names, addresses and IDs are whatever the service (or a node) chose.
+            ips = safe_text(",".join(peer.tailscale_ips))
+            name, stable = safe_text(peer.dns_name), safe_text(peer.stable_id)
+            out.append(f"\t{name}\t{ips}\t{stable}\t{nodekey(peer.node_key)}")
         # Beyond the reference: the command that lets each of them in (docs/cli.md).
         out.append("")
         out.append("To sign them, run on a node with a trusted key:")
@@ -261,7 +305,8 @@ def status_json(st: LockStatus) -> str:
 
 def _go_map(meta: Mapping[str, str]) -> str:
     """Go's `%+v` of a map[string]string: `map[k1:v1 k2:v2]`, keys sorted."""
-    return "map[" + " ".join(f"{k}:{meta[k]}" for k in sorted(meta)) + "]"
+    # Keys and values are whoever signed the AUM's choice.
+    return "map[" + " ".join(f"{safe_text(k)}:{safe_text(meta[k])}" for k in sorted(meta)) + "]"
 
 
 def _key_stanza(key: Key, prefix: str, out: list[str]) -> None:

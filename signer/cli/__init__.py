@@ -3,16 +3,20 @@
 Each command group lives in its own module and registers itself through `COMMAND_MODULES`:
 a module exposes `register(subparsers)`, which adds its sub-commands, each with
 `set_defaults(func=handler)`; a handler takes the parsed arguments and returns an exit code.
-Exit codes: 0 success, 1 failure, 2 usage. Errors from the `TKAError` hierarchy are printed as
-one line on stderr, prefixed "tka: ".
+Exit codes: 0 success, 1 failure, 2 usage. Errors from the `TKAError` hierarchy, `UsageError`
+and argparse's usage errors are printed as one line on stderr, prefixed "tka: ", with anything
+echoed from the input cut (`signer.render.clip_input`) and control characters escaped. Anything
+else that escapes a handler is a bug: one line `tka: internal error (<type>)…`, exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from verifier.errors import TKAError
 
@@ -30,12 +34,24 @@ class UsageError(Exception):
     """Wrong arguments: one line on stderr, exit code 2."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one `tka: …` line (exit code 2) instead of a usage block;
+    sub-command parsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        from signer.render import ECHO_LIMIT, clip_input, one_line
+
+        # argparse repeats what was typed (an unknown option, a bad value): cut long words.
+        message = re.sub(rf"\S{{{ECHO_LIMIT + 1},}}", lambda m: clip_input(m.group()), message)
+        self.exit(2, one_line(f"tka: {message}; see '{self.prog} --help'") + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="tka",
         description="Hardware-backed signer for Tailscale's tailnet lock.",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
@@ -46,27 +62,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
-        parser.print_help(sys.stderr)
-        return 2
+        parser.error("missing command")
     _no_core_dumps()
     try:
         code: int = func(args)
         sys.stdout.flush()  # a full disk or closed pipe is reported here, not at exit
     except UsageError as exc:
-        print(f"tka: {exc}", file=sys.stderr)
+        _fail(str(exc))
         return 2
     except TKAError as exc:
-        print(f"tka: {exc}", file=sys.stderr)
+        _fail(str(exc))
         return 1
     except KeyboardInterrupt:
-        print("tka: interrupted", file=sys.stderr)
+        _fail("interrupted")
         return 1
     except OSError as exc:
+        if exc.filename is not None:  # a file we did not wrap in a message of our own: a bug
+            from signer.render import clip_input
+
+            where = f"{exc.strerror}: {clip_input(exc.filename)}"
+            _fail(f"internal error ({type(exc).__name__}: {where}); please report it")
+            return 1
         # Writing the output failed (ENOSPC, EPIPE, EIO): one line, and nothing more to stdout.
         _detach_stdout()
-        print(f"tka: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        _fail(f"cannot write the output: {exc.strerror or exc}")
+        return 1
+    except Exception as exc:
+        # Last resort, so that a bug still ends in one line. Only the type: the text of an
+        # unexpected error may quote input, which can be a secret.
+        _fail(f"internal error ({type(exc).__name__}); please report it")
         return 1
     return code
+
+
+def _fail(message: str) -> None:
+    from signer.render import one_line
+
+    print(f"tka: {one_line(message)}", file=sys.stderr)
 
 
 def _no_core_dumps() -> None:

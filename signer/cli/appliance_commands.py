@@ -481,8 +481,9 @@ def register(subparsers: Any) -> None:
         "appliance", help="set up and inspect the signer appliance",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = top.add_subparsers(dest="appliance_command", metavar="<appliance-command>")
-    top.set_defaults(func=lambda _args: (top.print_help(sys.stderr), 2)[1])
+    sub = top.add_subparsers(
+        dest="appliance_command", metavar="<appliance-command>", required=True
+    )
 
     p = sub.add_parser("info", parents=[common], help="what the device reports")
     reader(p, INFO_SCHEMA)

@@ -13,17 +13,15 @@ import sys
 from pathlib import Path
 
 from signer.audit import audit, open_authority_readonly, parse_peer_lines, report_human, report_json
-from signer.cli.lock_commands import CommandError, add_json_flag, json_version
+from signer.cli.lock_commands import add_json_flag, json_version, read_text_file
+from signer.render import clip_input
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     version = json_version(args.json)
     source = args.peers
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise CommandError(f"cannot read peers from {source}: {err}") from None
-    peers = parse_peer_lines(text, "stdin" if source == "-" else source)
+    text = read_text_file(source, dash_is_stdin=True)
+    peers = parse_peer_lines(text, "stdin" if source == "-" else clip_input(source))
     report = audit(open_authority_readonly(Path(args.authority)), peers)
     sys.stdout.write(report_json(report) if version else report_human(report))
     return 1 if report.unauthorized else 0

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from signer.backends import open_backend
+from signer.cli.lock_commands import read_text_file
+from signer.render import clip_input
 from signer.uri import (
     DEFAULT_PKCS11_MODULE,
     MODULE_ENV,
@@ -41,8 +43,7 @@ def tlpub(public: bytes) -> str:
 
 def register(subparsers: Any) -> None:
     key = subparsers.add_parser("key", help="manage signing keys (PKCS#11 tokens, key files)")
-    sub = key.add_subparsers(dest="key_command", metavar="<key-command>")
-    key.set_defaults(func=lambda _args: (key.print_help(sys.stderr), 2)[1])
+    sub = key.add_subparsers(dest="key_command", metavar="<key-command>", required=True)
 
     p = sub.add_parser("generate", help="generate an Ed25519 key inside a token, or a key file")
     p.add_argument("uri", help="pkcs11:token=…;object=<label>[;id=%%xx] or file:/path")
@@ -262,14 +263,9 @@ def cmd_sign_nodekeys(args: argparse.Namespace) -> int:
 
     rotation = bulk.parse_tl_public(args.rotation_key) if args.rotation_key else None
     bulk.check_rotation_key(rotation)
-    if args.infile == "-":
-        node_keys = bulk.read_node_keys(sys.stdin, "stdin")
-    else:
-        try:
-            with open(args.infile, encoding="utf-8") as fh:
-                node_keys = bulk.read_node_keys(fh, args.infile)
-        except OSError as exc:
-            raise SignerError(f"cannot read {args.infile}: {exc.strerror}") from None
+    text = read_text_file(args.infile, dash_is_stdin=True)
+    source = "stdin" if args.infile == "-" else clip_input(args.infile)
+    node_keys = bulk.read_node_keys(text.splitlines(), source)
     authority = None
     if args.authority:
         from signer.audit import open_authority_readonly

@@ -20,9 +20,9 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from signer.cli import UsageError
+from signer.render import clip_input
 from verifier.errors import TKAError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -105,7 +105,9 @@ def json_version(value: str | None) -> int:
     try:
         version = int(value)
     except ValueError:
-        raise UsageError(f"--json takes true, false or a schema version, got {value!r}") from None
+        raise UsageError(
+            f"--json takes true, false or a schema version, got '{clip_input(value)}'"
+        ) from None
     if version != 1:
         raise CommandError(f"unrecognised version: {version}")
     return version
@@ -142,22 +144,44 @@ def read_secret_argument(value: str | None, what: str) -> str:
         if sys.stdin.isatty():
             text = getpass.getpass(f"{what}: ")
         else:
-            text = sys.stdin.readline()
+            # Bytes, decoded here: how sys.stdin decodes depends on the locale.
+            try:
+                text = sys.stdin.buffer.readline(MAX_TEXT_FILE).decode("utf-8")
+            except UnicodeDecodeError:
+                raise CommandError(f"the {what} on stdin is not UTF-8 text") from None
         text = text.strip()
         if not text:
             raise UsageError(f"no {what} given on stdin")
         return text
     if value.startswith("file:"):
-        return _read_file_argument(value)
+        return read_text_file(value[len("file:") :]).strip()
     return value
 
 
-def _read_file_argument(value: str) -> str:
-    path = Path(value[len("file:") :])
+# Files named on the command line hold a secret, a blob, or a list of peers: this is plenty,
+# and /dev/zero must not exhaust memory.
+MAX_TEXT_FILE = 64 << 20
+
+
+def read_text_file(path: str, *, dash_is_stdin: bool = False) -> str:
+    """The UTF-8 text of a file the user named (of stdin for `-` if `dash_is_stdin`), or one
+    line saying why it cannot be had (missing, a directory, unreadable, too large, binary)."""
+    from_stdin = dash_is_stdin and path == "-"
+    name = "stdin" if from_stdin else clip_input(path)
     try:
-        return path.read_text().strip()
+        if from_stdin:
+            data = sys.stdin.buffer.read(MAX_TEXT_FILE + 1)
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_TEXT_FILE + 1)
     except OSError as exc:
-        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+        raise CommandError(f"cannot read {name}: {exc.strerror}") from None
+    if len(data) > MAX_TEXT_FILE:
+        raise CommandError(f"{name} is larger than {MAX_TEXT_FILE >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CommandError(f"{name} is not UTF-8 text") from None
 
 
 # -- registration -------------------------------------------------------------------------------
@@ -229,7 +253,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("args", nargs="*", metavar="<tailnet-lock-key>|<recovery-blob>")
 
     p = subparsers.add_parser("node", help="Manage this node's registration")
-    node_sub = p.add_subparsers(dest="node_command", metavar="<subcommand>")
+    node_sub = p.add_subparsers(dest="node_command", metavar="<subcommand>", required=True)
     r = node_sub.add_parser("register", parents=[common],
                             help="Register a node with the coordination service")
     r.add_argument("--name", required=True, help="the node's name")
@@ -237,6 +261,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="auth key (may be a wrapped --TL key); file:PATH or '-' for stdin")
     r.add_argument("--lock-key", metavar="URI",
                    help="lock-key backend URI; default: a new file key in the state directory")
+    r.add_argument("--control-ca", metavar="FILE",
+                   help="PEM CA the service's https certificate must chain to (kept in the "
+                        "state directory)")
     r.set_defaults(func=h.cmd_node_register)
 
 

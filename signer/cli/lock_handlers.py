@@ -17,6 +17,7 @@ import secrets
 import shutil
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,13 +29,20 @@ from signer.backends.base import KeyBackend
 from signer.backends.file import write_new_key_file
 from signer.bulk import check_rotation_key
 from signer.cli import UsageError
-from signer.cli.lock_commands import CommandError, confirm, program_name, read_secret_argument
-from signer.control_client import ControlClient, open_transport
+from signer.cli.lock_commands import (
+    CommandError,
+    confirm,
+    program_name,
+    read_secret_argument,
+    read_text_file,
+)
+from signer.control_client import ControlClient, ControlUnreachable, open_transport
 from signer.nks_signing import sign_direct_nks, sign_direct_nks_many
 from signer.node import NodeConfig, NodeState, default_control_path, default_state_dir
 from signer.render import (
     LockStatus,
     PeerView,
+    clip_input,
     log_human,
     log_json,
     safe_text,
@@ -51,6 +59,7 @@ from verifier.chain import MAX_SCAN_ITERATIONS
 from verifier.deeplink import validate_deeplink
 from verifier.disablement import disablement_kdf, new_disablement_secret
 from verifier.errors import (
+    ControlError,
     DecodeError,
     NotTrustedError,
     SignerError,
@@ -63,7 +72,7 @@ from verifier.nks import NodeKeySignature, SigKind
 from verifier.peers import verify_peers
 from verifier.state import State
 from verifier.storage import MemoryStorage
-from verifier.storage.atomic import atomic_create
+from verifier.storage.atomic import atomic_create, atomic_write
 from verifier.textforms import (
     format_aum_hash,
     format_disablement_secret,
@@ -96,7 +105,30 @@ def _node(args: argparse.Namespace) -> NodeState:
 
 
 def _control(args: argparse.Namespace) -> str:
-    return str(args.control) if args.control else str(default_control_path())
+    """--control: an http(s) URL, or the path of the embedded service's database."""
+    control = str(args.control) if args.control else str(default_control_path())
+    if _URL_SCHEME.match(control):
+        _check_service_url(control)  # else "ftp://x" would name a database file ./ftp:/x
+    return control
+
+
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _check_service_url(url: str) -> None:
+    """One usage line now for a URL that could never work, rather than a failure to connect."""
+    bad = f"--control {clip_input(url)}"
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"{bad}: use http://HOST:PORT, https://HOST:PORT or a database file")
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise UsageError(f"{bad}: a URL has no spaces or control characters")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError as err:
+        raise UsageError(f"{bad} is not a valid URL: {clip_input(err)}") from None
+    if not parts.hostname:
+        raise UsageError(f"{bad}: the URL names no host")
 
 
 @dataclass
@@ -166,7 +198,9 @@ class Session:
 def session(args: argparse.Namespace) -> Iterator[Session]:
     node = _node(args)
     node.require()
-    transport = open_transport(_control(args))
+    # Only registration creates an embedded service's database: a mistyped --control is an
+    # error here, not a new empty tailnet.
+    transport = open_transport(_control(args), create=False)
     try:
         client = ControlClient(transport, node.node_key_text())
         with node.locked():
@@ -221,47 +255,129 @@ def _keys(args: list[str]) -> list[Key]:
 
 
 def cmd_node_register(args: argparse.Namespace) -> int:
+    """Register a node, safe to interrupt at any point: every file is made whole or not at all
+    (node key, lock key, credential, all 0600), the service takes a repeated registration with
+    the same node key and credential as the same one, and running the command again with the
+    same --name finishes what a killed or disconnected run started (docs/control.md)."""
     node = _node(args)
-    if node.exists():
+    if node.registered():
         raise CommandError(f"{node.root} already holds a registered node")
+    auth_text = None if args.auth_key is None else read_secret_argument(args.auth_key, "auth key")
+    control = _control(args)  # a malformed --control is refused before anything is made
+    resuming = node.config_path.is_file()
     created_root = not node.root.exists()
+    node.make_root()
+    existed = {p for p in _registration_files(node) if os.path.lexists(p)}
     try:
-        node.create(NodeConfig(name=args.name))
-        lock_uri = args.lock_key
-        if lock_uri is None:
-            public = write_new_key_file(node.file_lock_key_path)
-            lock_uri = f"file:{node.file_lock_key_path}"
-        else:
-            with open_backend(lock_uri) as backend:
-                public = backend.public_key()
-        node.save_config(replace(node.config(), lock_key=lock_uri, lock_public=public))
-        signature = None
-        if args.auth_key:
-            signature = _signature_from_auth_key(
-                read_secret_argument(args.auth_key, "auth key"), node.node_public()
+        with node.locked():
+            public, signature, enrolment = _prepare_registration(args, node, auth_text)
+            if args.control_ca:
+                _pin_control_ca(node, Path(args.control_ca))
+            transport = open_transport(control)
+            try:
+                client = ControlClient(transport, node.node_key_text(), node.credential())
+                client.bind(node.credential(), node.control_ca())
+                reply = client.register(
+                    args.name, format_nlpub(public), signature, enrolment,
+                    as_owner=enrolment is None,
+                )
+            finally:
+                transport.close()
+            node.save_config(
+                replace(node.config(), node_id=int(reply["NodeID"]), stable_id=reply["StableID"])
             )
-        transport = open_transport(_control(args))
-        try:
-            client = ControlClient(transport, node.node_key_text())
-            reply = client.register(args.name, format_nlpub(public), signature)
-        finally:
-            transport.close()
-        node.save_config(
-            replace(node.config(), node_id=int(reply["NodeID"]), stable_id=reply["StableID"])
-        )
-    except BaseException:
-        # Nothing half-registered stays behind.
-        if created_root:
-            shutil.rmtree(node.root, ignore_errors=True)
-        else:
-            for path in (node.config_path, node.node_key_path, node.file_lock_key_path):
-                path.unlink(missing_ok=True)
+    except ControlUnreachable as err:
+        raise CommandError(
+            f"{err}; the registration may or may not have reached it: run the same command "
+            "again to finish it"
+        ) from None
+    except (ControlError, TKAError, UsageError, CommandError):
+        if not resuming:  # refused before anything was registered: leave nothing behind
+            _forget_unregistered(node, created_root, existed)
         raise
     print(
         f"registered node {args.name} ({node.node_key_text()}) "
         f"with lock key {format_tlpub(public)}"
     )
     return 0
+
+
+def _prepare_registration(
+    args: argparse.Namespace, node: NodeState, auth_text: str | None
+) -> tuple[bytes, str | None, str | None]:
+    """Make (or, resuming, check and reuse) the node's local state; returns the lock public
+    key, the pre-approval signature a wrapped auth key yields, and the enrolment key."""
+    if node.config_path.is_file():
+        config = node.config()
+        if config.name != args.name:
+            raise CommandError(
+                f"{node.root} holds an unfinished registration as {config.name!r}; finish it "
+                f"with --name {config.name} (or remove {node.root} to start over)"
+            )
+        if args.lock_key is not None and config.lock_key not in (None, args.lock_key):
+            raise CommandError(
+                f"{node.root} holds an unfinished registration with lock key {config.lock_key}; "
+                "finish it with the same --lock-key"
+            )
+    else:
+        node.ensure_node_key()
+        node.save_config(NodeConfig(name=args.name))
+        config = node.config()
+    node.ensure_node_key()
+    lock_uri = config.lock_key or args.lock_key
+    if lock_uri is None:
+        public = _file_lock_key(node)
+        lock_uri = f"file:{node.file_lock_key_path}"
+    elif config.lock_public is not None:
+        public = config.lock_public
+    else:
+        with open_backend(lock_uri) as backend:
+            public = backend.public_key()
+    if config.lock_key != lock_uri or config.lock_public != public:
+        node.save_config(replace(config, lock_key=lock_uri, lock_public=public))
+    node.ensure_credential()
+    signature = None
+    enrolment = auth_text
+    if auth_text is not None:
+        signature = _signature_from_auth_key(auth_text, node.node_public())
+        wrapped = authkey.unwrap(auth_text)
+        enrolment = auth_text if wrapped is None else wrapped.auth_key
+    return public, signature, enrolment
+
+
+def _file_lock_key(node: NodeState) -> bytes:
+    """The state directory's file lock key: the one a killed run made, else a new one."""
+    if node.file_lock_key_path.exists():
+        with open_backend(f"file:{node.file_lock_key_path}") as backend:
+            return backend.public_key()
+    return write_new_key_file(node.file_lock_key_path)
+
+
+def _pin_control_ca(node: NodeState, source: Path) -> None:
+    try:
+        pem = source.read_bytes()
+    except OSError as err:
+        raise CommandError(f"cannot read {source}: {err.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise CommandError(f"{source} holds no PEM certificate")
+    atomic_write(node.control_ca_path, pem, 0o644)
+
+
+def _registration_files(node: NodeState) -> tuple[Path, ...]:
+    return (
+        node.config_path, node.node_key_path, node.file_lock_key_path, node.credential_path,
+        node.control_ca_path,
+    )
+
+
+def _forget_unregistered(node: NodeState, created_root: bool, existed: set[Path]) -> None:
+    """Remove what this refused registration made, and nothing that was there before."""
+    if created_root:
+        shutil.rmtree(node.root, ignore_errors=True)
+        return
+    for path in _registration_files(node):
+        if path not in existed:
+            path.unlink(missing_ok=True)
 
 
 def _signature_from_auth_key(text: str, node_key: bytes) -> str | None:
@@ -447,7 +563,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from signer.cli.lock_commands import json_version
 
     if args.args:
-        raise UsageError("tka status: unexpected argument")
+        raise UsageError("status takes no arguments; usage: tka status [--json]")
     version = json_version(args.json)
     with session(args) as s:
         authority = s.authority
@@ -707,12 +823,7 @@ def _sign_node_key(
 
 
 def _read_file_arg(arg: str) -> str:
-    if not arg.startswith("file:"):
-        return arg
-    try:
-        return Path(arg[len("file:") :]).read_text().strip()
-    except OSError as err:
-        raise CommandError(f"cannot read {arg[len('file:'):]}: {err.strerror}") from None
+    return read_text_file(arg[len("file:") :]).strip() if arg.startswith("file:") else arg
 
 
 def _sign_auth_key(args: argparse.Namespace, auth_key: str) -> int:
@@ -826,6 +937,22 @@ def _check_recovery(authority: Authority, aum: AUM) -> list[str]:
     ]
 
 
+def _check_cosigners(authority: Authority, aum: AUM, key_ids: list[bytes]) -> None:
+    """Before any key signs: each must be trusted where the recovery forks (only there does its
+    signature count) and must not have signed it already."""
+    assert aum.prev_aum_hash is not None  # _check_recovery made sure
+    parent = authority.state_at(aum.prev_aum_hash)
+    for key_id in key_ids:
+        if parent.get_key(key_id) is None:
+            raise NotTrustedError(
+                f"{format_tlpub(key_id)} is not trusted at "
+                f"{format_aum_hash(aum.prev_aum_hash)}, where the recovery forks: its "
+                "co-signature would not count"
+            )
+        if any(sig.key_id == key_id for sig in aum.signatures):
+            raise CommandError("this node has already signed this recovery AUM")
+
+
 def _check_recovery_won(authority: Authority, recovery: AUM) -> None:
     """A stored recovery AUM only helps if fork choice prefers it; say so when it did not."""
     assert recovery.state is not None
@@ -850,10 +977,9 @@ def cmd_revoke_keys(args: argparse.Namespace) -> int:
                 plan = _check_recovery(s.require_authority(), aum)
                 confirm(args, plan, "co-sign it")
                 with s.backends() as backends:
-                    for backend in backends:
-                        signer = aum_signer(backend)
-                        if any(sig.key_id == signer.key_id for sig in aum.signatures):
-                            raise CommandError("this node has already signed this recovery AUM")
+                    signers = [aum_signer(backend) for backend in backends]
+                    _check_cosigners(s.require_authority(), aum, [sg.key_id for sg in signers])
+                    for signer in signers:
                         aum = revocation.add_cosignature(aum, signer.signature_for(aum))
                 blob = revocation.to_blob(aum)
                 print("Co-signing completed successfully.\n")

@@ -21,7 +21,7 @@ from pathlib import Path
 from signer.backends import open_backend
 from signer.bulk import check_rotation_key
 from signer.cli import UsageError
-from signer.cli.lock_commands import CommandError, common_parser, confirm
+from signer.cli.lock_commands import CommandError, common_parser, confirm, read_text_file
 from signer.cli.lock_handlers import session
 from signer.nks_signing import sign_direct_nks
 from signer.offline import (
@@ -44,10 +44,7 @@ from verifier.textforms import format_node_public, parse_nl_public, parse_node_p
 
 
 def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError as err:
-        raise CommandError(f"cannot read {path}: {err.strerror}") from None
+    return read_text_file(path)
 
 
 def cmd_request(args: argparse.Namespace) -> int:

@@ -93,7 +93,7 @@ class IdentityPins:
             if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION or \
                     not isinstance(doc.get("devices"), dict):
                 raise ValueError("unsupported format")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: deep nesting
             raise StorageError(
                 f"{self.path} is corrupt ({exc}); fix or remove it (the next contact pins each "
                 "device again)"
@@ -156,7 +156,7 @@ def _parse_pin(entry: object, path: Path, device: str) -> DevicePin:
             checkpoint = LogCheckpoint(count=int(log["count"]), last=last)
         return DevicePin(identity=identity, first_seen=int(entry.get("first_seen", 0)),
                          board=str(entry.get("board", "")), log=checkpoint)
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, OverflowError) as exc:  # Overflow: int(Infinity)
         raise StorageError(
             f"{path}: the entry for {device} is corrupt ({exc}); remove it to pin the device "
             "again"

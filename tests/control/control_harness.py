@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import socket
-import sqlite3
 import ssl
 import time
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 
 from nacl.signing import SigningKey
 
+from bench.control_common import dump as dump  # re-exported for the tests
 from control.service import ControlService, new_credential
 from signer.control_client import ControlClient, Transport
 from verifier.aum import AUM
@@ -128,15 +128,6 @@ def enable_lock(
     }
     admin.client.init_finish(sigs, None if support is None else b64(support))
     return genesis
-
-
-def dump(db: Path) -> list[str]:
-    """Every table's rows and the schema (WAL included: read through SQLite)."""
-    conn = sqlite3.connect(db)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def db_bytes(db: Path) -> bytes:

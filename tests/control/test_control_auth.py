@@ -29,17 +29,7 @@ from control.service import ControlService, new_credential
 from signer.control_client import HttpTransport, InProcessTransport
 from verifier.textforms import format_nlpub, format_node_public
 
-ENDPOINTS_AS_NODE = [
-    "netmap",
-    "tka/init/begin",
-    "tka/init/finish",
-    "tka/bootstrap",
-    "tka/sync/offer",
-    "tka/sync/send",
-    "tka/disable",
-    "tka/sign",
-    "tka/affected-sigs",
-]
+ENDPOINTS_AS_NODE = [e for e in ControlService.ENDPOINTS if e != "register"]
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tka",
         description="Hardware-backed signer for Tailscale's tailnet lock.",
     )
+    parser.add_argument("--version", action="version", version=f"tka {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -93,6 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(f"internal error ({type(exc).__name__}); please report it")
         return 1
     return code
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tka-signer")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def _fail(message: str) -> None:

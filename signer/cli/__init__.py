@@ -3,7 +3,7 @@
 Each command group lives in its own module and registers itself through `COMMAND_MODULES`:
 a module exposes `register(subparsers)`, which adds its sub-commands, each with
 `set_defaults(func=handler)`; a handler takes the parsed arguments and returns an exit code.
-Exit codes: 0 success, 1 failure, 2 usage. Errors from the `TKAError` hierarchy, `UsageError`
+Exit codes: 0 success, 1 failure, 2 usage, 130 interrupted. Errors from the `TKAError` hierarchy, `UsageError`
 and argparse's usage errors are printed as one line on stderr, prefixed "tka: ", with anything
 echoed from the input cut (`signer.render.clip_input`) and control characters escaped. Anything
 else that escapes a handler is a bug: one line `tka: internal error (<type>)…`, exit code 1.
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         _fail("interrupted")
-        return 1
+        return 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
     except OSError as exc:
         if exc.filename is not None:  # a file we did not wrap in a message of our own: a bug
             from signer.render import clip_input

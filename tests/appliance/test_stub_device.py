@@ -284,7 +284,7 @@ def test_ctrl_c_on_tka_cancels_on_the_device(ready: Provisioned,
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 1
+    assert proc.returncode == 130
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "tka: interrupted"
     assert ready.stub.ui.verdict(screen.number) == "cancelled"
     with open_device(ready.stub) as dev:

@@ -3,10 +3,11 @@
 Each command group lives in its own module and registers itself through `COMMAND_MODULES`:
 a module exposes `register(subparsers)`, which adds its sub-commands, each with
 `set_defaults(func=handler)`; a handler takes the parsed arguments and returns an exit code.
-Exit codes: 0 success, 1 failure, 2 usage, 130 interrupted. Errors from the `TKAError` hierarchy, `UsageError`
-and argparse's usage errors are printed as one line on stderr, prefixed "tka: ", with anything
-echoed from the input cut (`signer.render.clip_input`) and control characters escaped. Anything
-else that escapes a handler is a bug: one line `tka: internal error (<type>)…`, exit code 1.
+Exit codes: 0 success, 1 failure, 2 usage, 130 interrupted. Errors from the `TKAError`
+hierarchy, `UsageError` and argparse's usage errors are printed as one line on stderr,
+prefixed "tka: ", with anything echoed from the input cut (`signer.render.clip_input`) and
+control characters escaped. Anything else that escapes a handler is a bug: one line
+`tka: internal error (<type>)…`, exit code 1.
 """
 
 from __future__ import annotations

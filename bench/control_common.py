@@ -24,8 +24,8 @@ if str(REPO) not in sys.path:
 
 from nacl.signing import SigningKey  # noqa: E402
 
-from control.service import new_credential  # noqa: E402
 from verifier.authority import Authority, new_state_ids  # noqa: E402
+from verifier.credential import new_credential  # noqa: E402
 from verifier.disablement import disablement_kdf  # noqa: E402
 from verifier.key import ed25519_key  # noqa: E402
 from verifier.nks import NodeKeySignature, SigKind  # noqa: E402

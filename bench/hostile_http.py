@@ -47,7 +47,7 @@ from bench.control_common import (
     request,
 )
 from control.http import MAX_BODY
-from control.service import new_credential
+from verifier.credential import new_credential
 from verifier.textforms import format_nlpub, format_node_public
 
 WRONG: list[Any] = [1, -2.5, True, None, [], ["x"], {}, {"k": "v"}]

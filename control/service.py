@@ -35,6 +35,7 @@ from control.db import connect, transaction
 from verifier.aum import AUM
 from verifier.authkey import AUTHKEY_PREFIX, authkey_stable_id
 from verifier.authority import Authority
+from verifier.credential import CREDENTIAL_FORM, is_credential
 from verifier.errors import ControlError, DecodeError, StorageError, TKAError
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.storage import MemoryStorage, SQLiteStorage
@@ -50,8 +51,6 @@ from verifier.textforms import (
 Message = dict[str, Any]
 CAPABILITY_VERSION = 145
 
-CREDENTIAL_PREFIX = "nodecred:"
-_CREDENTIAL = re.compile(r"nodecred:[0-9a-f]{64}")
 SUPPORT_KEY_PREFIX = "tka-support-key:"
 OWNER_KEY_SECONDS = 60  # an enrolment key minted for the embedded owner lives for one request
 DEFAULT_KEY_SECONDS = 90 * 86400  # Tailscale's default auth-key expiry
@@ -145,17 +144,13 @@ def digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8")).digest()
 
 
-def new_credential() -> str:
-    return CREDENTIAL_PREFIX + secrets.token_bytes(32).hex()
-
-
 def _credential_digest(credential: Any) -> bytes:
     if credential is None or credential == "":
         raise AuthError(
             "missing node credential: every request carries the credential the node registered"
         )
-    if not isinstance(credential, str) or not _CREDENTIAL.fullmatch(credential):
-        raise AuthError("malformed node credential (expected nodecred:<64 hex>)")
+    if not is_credential(credential):
+        raise AuthError(f"malformed node credential (expected {CREDENTIAL_FORM})")
     return digest(credential)
 
 

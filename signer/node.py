@@ -38,18 +38,17 @@ from typing import Any
 import nacl.bindings
 
 from signer.render import clip_input
+from verifier.credential import CREDENTIAL_FORM, is_credential, new_credential
 from verifier.errors import DecodeError, StorageError
 from verifier.storage.atomic import atomic_create, atomic_write, make_private_dirs
 from verifier.textforms import format_node_public
 
 NODE_KEY_PREFIX = "privkey:"
-CREDENTIAL_PREFIX = "nodecred:"
 CONFIG_VERSION = 1
 # What a killed run can leave: atomic_write's `<name>.tmp<12 hex>`, atomic_create's
 # `.<name>.tmp<12 hex>`, remove_tka's `tka.deleting<8 hex>`, sync's `tka.bootstrap`.
 _STALE_FILE = re.compile(r"\.?.+\.tmp[0-9a-f]{12}")
 _STALE_DIR = re.compile(r"tka\.deleting[0-9a-f]{8}|tka\.bootstrap")
-_CREDENTIAL = re.compile(r"nodecred:[0-9a-f]{64}")
 
 
 def data_dir() -> Path:
@@ -202,7 +201,7 @@ class NodeState:
             return False
         atomic_create(
             self.credential_path,
-            (CREDENTIAL_PREFIX + secrets.token_bytes(32).hex() + "\n").encode(),
+            (new_credential() + "\n").encode(),
             0o600,
         )
         return True
@@ -219,8 +218,8 @@ class NodeState:
         except (OSError, UnicodeDecodeError) as err:
             reason = getattr(err, "strerror", None) or "not text"
             raise StorageError(f"cannot read {self.credential_path}: {reason}") from None
-        if not _CREDENTIAL.fullmatch(text):
-            raise StorageError(f"{self.credential_path} is not a 'nodecred:<64 hex>' file")
+        if not is_credential(text):
+            raise StorageError(f"{self.credential_path} is not a '{CREDENTIAL_FORM}' file")
         return text
 
     def control_ca(self) -> Path | None:

@@ -18,10 +18,11 @@ from urllib.parse import urlsplit
 from nacl.signing import SigningKey
 
 from bench.control_common import dump as dump  # re-exported for the tests
-from control.service import ControlService, new_credential
+from control.service import ControlService
 from signer.control_client import ControlClient, Transport
 from verifier.aum import AUM
 from verifier.authority import Authority, new_state_ids
+from verifier.credential import new_credential
 from verifier.disablement import disablement_kdf
 from verifier.key import ed25519_key
 from verifier.nks import NodeKeySignature, SigKind

@@ -25,8 +25,9 @@ from control_harness import (
 from nacl.signing import SigningKey
 
 from control.http import ControlHTTPServer, serve
-from control.service import ControlService, new_credential
+from control.service import ControlService
 from signer.control_client import HttpTransport, InProcessTransport
+from verifier.credential import new_credential
 from verifier.textforms import format_nlpub, format_node_public
 
 ENDPOINTS_AS_NODE = [e for e in ControlService.ENDPOINTS if e != "register"]

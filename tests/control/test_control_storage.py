@@ -27,11 +27,11 @@ from control.http import serve
 from control.service import (
     ControlService,
     default_support_key_path,
-    new_credential,
     write_support_key,
 )
 from signer.control_client import HttpTransport, InProcessTransport
 from verifier.authority import Authority, new_state_ids
+from verifier.credential import new_credential
 from verifier.disablement import disablement_kdf
 from verifier.key import ed25519_key
 from verifier.state import State

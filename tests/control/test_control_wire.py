@@ -26,8 +26,8 @@ from control_harness import (
 from nacl.signing import SigningKey
 
 from control.http import ControlHTTPServer, serve
-from control.service import new_credential
 from signer.control_client import HttpTransport
+from verifier.credential import new_credential
 from verifier.textforms import format_nlpub, format_node_public
 
 WRONG = [1, -1.5, True, [], ["x"], {}, {"a": "b"}]

@@ -187,12 +187,44 @@ def read_text_file(path: str, *, dash_is_stdin: bool = False) -> str:
 # -- registration -------------------------------------------------------------------------------
 
 
+def authority_parser() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--authority",
+        metavar="DIR",
+        help="work from an authority directory instead of a node and service: a real node's "
+        "tka-profiles/<id> directory or a copy, read-only; what is signed is printed for a node "
+        "to transmit (docs/tailscale.md)",
+    )
+    return parent
+
+
+def _routed(name: str, handler: Handler) -> Handler:
+    """`handler`, or with --authority its counterpart in authority_handlers (or one line saying
+    why the command needs a node and service)."""
+
+    def run(args: argparse.Namespace) -> int:
+        if getattr(args, "authority", None) is None:
+            return handler(args)
+        from signer.cli import authority_handlers
+
+        if name in authority_handlers.NEEDS_SERVICE:
+            raise UsageError(authority_handlers.NEEDS_SERVICE[name])
+        offline: Handler = getattr(authority_handlers, "cmd_" + name.replace("-", "_"))
+        return offline(args)
+
+    return run
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = common_parser()
+    authority = authority_parser()
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-        p = subparsers.add_parser(name, parents=[common], help=help_text, description=help_text)
-        p.set_defaults(func=handler)
+        p = subparsers.add_parser(
+            name, parents=[common, authority], help=help_text, description=help_text
+        )
+        p.set_defaults(func=_routed(name, handler))
         return p
 
     from signer.cli import lock_handlers as h
@@ -224,6 +256,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--deeplink", metavar="URL",
                    help="sign the node a signing deeplink (tailscale://sign-device/v1/?…) names, "
                         "after checking its MAC; an appliance shows the node's name and OS")
+    p.add_argument("--mode", choices=("revocable", "direct"),
+                   help="for a pre-approved auth key: revocable (default, as Tailscale does: a "
+                        "fresh credential key, added to the authority) or direct (the lock key "
+                        "signs the credential; nothing added)")
+    p.add_argument("--wrapper-stableid", metavar="ID", default="",
+                   help="with --authority: the stable ID recorded as the wrapping node in the "
+                        "credential key's metadata (default: empty)")
     p.add_argument("args", nargs="*", metavar="<node-key> [<rotation-key>] | <auth-key>")
 
     p = add("disable", h.cmd_disable,

@@ -756,6 +756,16 @@ def cmd_sign(args: argparse.Namespace) -> int:
         if len(words) != 1:
             raise UsageError("usage: tka sign <tailscale pre-auth key>")
         return _sign_auth_key(args, words[0])
+    if getattr(args, "mode", None) is not None:
+        raise UsageError("--mode applies to pre-approved auth keys signed with --authority")
+    node_key, rotation = parse_sign_words(words)
+    with session(args) as s:
+        _sign_node_key(s, node_key, rotation, None, [])
+    return 0
+
+
+def parse_sign_words(words: list[str]) -> tuple[bytes, bytes]:
+    """`<node-key> [<rotation-key>]`: the node key and the rotation key (b"" if none)."""
     if not 1 <= len(words) <= 2:
         raise UsageError("usage: tka sign <node-key> [<rotation-key>]")
     try:
@@ -772,9 +782,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
             check_rotation_key(rotation)
         except SignerError as err:
             raise UsageError(f"decoding rotation-key: {err}") from None
-    with session(args) as s:
-        _sign_node_key(s, node_key, rotation, None, [])
-    return 0
+    return node_key, rotation
 
 
 def _sign_deeplink(args: argparse.Namespace, link: str) -> int:
@@ -831,6 +839,8 @@ def _sign_auth_key(args: argparse.Namespace, auth_key: str) -> int:
     for a fresh wrapping key W; C's private half is discarded."""
     if authkey.SEPARATOR in auth_key:
         raise CommandError("provided key was already wrapped")
+    if args.mode == "direct":
+        return _sign_auth_key_direct(args, auth_key)
     with session(args) as s:
         authority = s.require_authority()
         credential_key = nacl.signing.SigningKey.generate()
@@ -867,6 +877,21 @@ def _sign_auth_key(args: argparse.Namespace, auth_key: str) -> int:
             )
         except TKAError as err:
             raise CommandError(f"add key failed: {err}") from None
+    print(wrapped)
+    return 0
+
+
+def _sign_auth_key_direct(args: argparse.Namespace, auth_key: str) -> int:
+    """`--mode direct`: the lock key signs the credential itself; nothing is added to the
+    authority (docs/tailscale.md weighs the two modes)."""
+    from signer.cli.authority_handlers import direct_credential_plan, sign_credential
+
+    with session(args) as s:
+        authority = s.require_authority()
+        with s.backend() as backend:
+            _require_trusted(authority, backend.public_key())
+            confirm(args, direct_credential_plan(backend), "sign the credential")
+            wrapped = sign_credential(backend, auth_key)
     print(wrapped)
     return 0
 
@@ -994,9 +1019,21 @@ def cmd_revoke_keys(args: argparse.Namespace) -> int:
                 )
                 print(f"\t{prog} revoke-keys --finish {blob}")
             if args.finish:
+                from signer.cli.authority_handlers import lost_fork_choice, tally_lines
+
                 submit = original if args.cosign else aum
-                s.require_authority()
-                confirm(args, [f"will submit recovery AUM {submit.hash()}"], "finish recovery")
+                authority = s.require_authority()
+                try:
+                    tally = revocation.recovery_tally(authority, submit)
+                except TKAError as err:
+                    raise CommandError(str(err)) from None
+                plan = tally_lines(tally, authority)
+                if not tally.wins:
+                    for line in plan:
+                        print(line, file=sys.stderr)
+                    raise lost_fork_choice(tally)
+                confirm(args, [*plan, f"will submit recovery AUM {submit.hash()}"],
+                        "finish recovery")
                 s.client.sync_send(str(submit.hash()), [_b64(submit.to_cbor())], False)
                 s.resync()
                 _check_recovery_won(s.require_authority(), submit)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import getpass
 import os
 import stat
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -25,9 +24,21 @@ PIN_ENV = "TKA_PKCS11_PIN"
 PinCallback = Callable[[str], str]
 
 
+def _have_terminal() -> bool:
+    """Whether the process has a controlling terminal to ask on. getpass reads from /dev/tty,
+    not stdin, so a PIN can be typed while stdin carries data (`tka … --in - < keys.txt`)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
 def prompt_pin(what: str, env_var: str = PIN_ENV) -> str:
-    """Ask on the terminal (no echo). Refuses when there is no terminal to ask on."""
-    if not sys.stdin.isatty():
+    """Ask on the terminal (no echo), which need not be stdin. Refuses when there is no
+    terminal to ask on."""
+    if not _have_terminal():
         raise SignerError(
             f"a PIN is needed for {what} but there is no terminal to ask on; "
             f"add pin-source=file:/path/to/pin to the key URI or set {env_var}"

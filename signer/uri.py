@@ -8,7 +8,8 @@ PKCS#11 URI (RFC 7512): `pkcs11:<path attributes separated by ;>?<query attribut
 values percent-encoded. Path attributes understood here: `token`, `manufacturer`, `model`,
 `serial`, `slot-id`, `object` (CKA_LABEL), `id` (CKA_ID, raw bytes, e.g. `id=%01`), `type`;
 the library-* and slot-description attributes are accepted and ignored. Query attributes:
-`module-path`, `module-name` (ignored), `pin-source`. Unknown attributes are refused (a typo
+`module-path`, `module-name` (a module of p11-kit's registry, `signer.p11kit`; `module-path`
+wins when both are given), `pin-source`. Unknown attributes are refused (a typo
 would otherwise silently widen the match); vendor `x-` attributes are ignored as the RFC asks.
 """
 
@@ -149,8 +150,9 @@ def _decode_text(name: str, raw: str) -> str:
 
 
 def parse_pkcs11_uri(uri: str, *, env: dict[str, str] | None = None) -> Pkcs11Uri:
-    """Parse a `pkcs11:` URI (RFC 7512). The module path comes from `module-path`, then the
-    `TKA_PKCS11_MODULE` environment variable, then the SoftHSM default."""
+    """Parse a `pkcs11:` URI (RFC 7512). The module path comes from `module-path`, then
+    `module-name` through p11-kit's registry, then the `TKA_PKCS11_MODULE` environment variable,
+    then the SoftHSM default."""
     if not uri.lower().startswith("pkcs11:"):
         raise SignerError(f"not a PKCS#11 URI (must start with 'pkcs11:'): {uri[:40]!r}")
     body = uri[len("pkcs11:"):]
@@ -167,10 +169,15 @@ def parse_pkcs11_uri(uri: str, *, env: dict[str, str] | None = None) -> Pkcs11Ur
         )
 
     environ = os.environ if env is None else env
-    module_path = (
-        _decode_text("module-path", query["module-path"]) if "module-path" in query
-        else environ.get(MODULE_ENV) or DEFAULT_PKCS11_MODULE
-    )
+    if "module-path" in query:
+        module_path = _decode_text("module-path", query["module-path"])
+    elif "module-name" in query:
+        from signer.p11kit import resolve_module_name
+
+        module_path = resolve_module_name(_decode_text("module-name", query["module-name"]),
+                                          environ)
+    else:
+        module_path = environ.get(MODULE_ENV) or DEFAULT_PKCS11_MODULE
 
     slot_id: int | None = None
     if "slot-id" in path:

@@ -714,34 +714,90 @@ def destroy_key(ts: TokenSession, uri: Pkcs11Uri) -> None:
 # The backend
 
 
+# ykcs11's vendor attribute for a PIV key's touch policy (CKA_VENDOR_DEFINED + 0x59554200 + 1),
+# and the values that make the YubiKey wait for a touch before it signs.
+CKA_YUBICO_TOUCH_POLICY = 0x80000000 + 0x59554200 + 1
+_TOUCH_ALWAYS, _TOUCH_CACHED = 2, 3
+
+
+def _vendor_attr(obj: Any, code: int) -> Any:
+    """A vendor-defined attribute, or None where the module does not know it (SoftHSM answers
+    CKR_ATTRIBUTE_TYPE_INVALID; python-pkcs11 may not know how to decode it)."""
+    try:
+        value = obj[code]
+    except (p11e.PKCS11Error, KeyError, ValueError, TypeError, NotImplementedError):
+        return None
+    if isinstance(value, bytes | bytearray):  # a CK_ULONG, in the platform's byte order
+        return int.from_bytes(value, "little") if len(value) in (4, 8) else None
+    return value
+
+
+def touch_prompt(policy: object, label: str) -> str | None:
+    """What to tell the person before a signature, given a key's touch-policy attribute (None
+    when the module does not report one, or the key needs no touch)."""
+    if policy == _TOUCH_ALWAYS:
+        return f"touch the key on token {label!r} now to sign (its touch policy is 'always')"
+    if policy == _TOUCH_CACHED:
+        return f"touch the key on token {label!r} if it flashes (touch policy 'cached')"
+    return None
+
+
 class Pkcs11Backend(KeyBackend):
     """Signs with an Ed25519 private key held in a PKCS#11 token.
 
-    One login per process and token; the session stays open until `close()` so that signing many
-    digests costs one `C_Sign` each.
+    Logs in only to sign: opening the backend reads the public key, which tokens show without a
+    login, so commands that only need it (`tka key show`, `tka node register`) never ask for the
+    PIN, and signing commands ask for it after they have shown what they will sign. A token that
+    hides its public keys too is logged in at once. One login per process and token; the session
+    stays open until `close()` so that signing many digests costs one `C_Sign` each.
     """
 
     def __init__(self, uri: Pkcs11Uri, pin_callback: PinCallback | None = None) -> None:
         _require_selector(uri)
         self._uri = uri
-        self._ts: TokenSession | None = open_token(uri, pin_callback=pin_callback, keep_pin=True)
+        self._pin_callback = pin_callback
+        self._private: Any = None
+        self._context_pin: str | None = None
+        self._touch: str | None = None
+        self._signing_ts: TokenSession | None = None
+        self._ts: TokenSession | None = open_token(uri, login=False)
         try:
-            with P11_LOCK:
-                try:
-                    self._private = _private_key(self._ts, uri)
-                    self._public = _public_for_private(self._ts, self._private, uri)
-                    # YubiKey PIV slot 9c and similar: the PIN again for every signature.
-                    self._context_pin = (
-                        self._ts.pin_for_context_login()
-                        if _attr(self._private, Attribute.ALWAYS_AUTHENTICATE, False) is True
-                        else None
-                    )
-                except p11e.PKCS11Error as exc:
-                    raise _gone_error(exc, self._ts.label, "finding the key") from None
+            public = find_public_key(self._ts, uri) if uri.id is not None or uri.object else None
+            if public is None:  # the public object is private too, or named differently
+                self._log_in()
+                assert self._private is not None
+                with P11_LOCK:
+                    public = self._public_of_private()
+            self._public = public
         except BaseException:
             self.close()
             raise
         self._label = self._ts.label
+
+    def _log_in(self) -> None:
+        """Log in (asking for the PIN if needed) and find the private key."""
+        self._signing_ts = open_token(self._uri, pin_callback=self._pin_callback, keep_pin=True)
+        with P11_LOCK:
+            try:
+                self._private = _private_key(self._signing_ts, self._uri)
+                # YubiKey PIV slot 9c and similar: the PIN again for every signature.
+                self._context_pin = (
+                    self._signing_ts.pin_for_context_login()
+                    if _attr(self._private, Attribute.ALWAYS_AUTHENTICATE, False) is True
+                    else None
+                )
+                self._touch = touch_prompt(
+                    _vendor_attr(self._private, CKA_YUBICO_TOUCH_POLICY), self._signing_ts.label
+                )
+            except p11e.PKCS11Error as exc:
+                raise _gone_error(exc, self._signing_ts.label, "finding the key") from None
+
+    def _public_of_private(self) -> bytes:
+        assert self._signing_ts is not None
+        try:
+            return _public_for_private(self._signing_ts, self._private, self._uri)
+        except p11e.PKCS11Error as exc:
+            raise _gone_error(exc, self._signing_ts.label, "finding the key") from None
 
     @property
     def uri(self) -> Pkcs11Uri:
@@ -753,6 +809,18 @@ class Pkcs11Backend(KeyBackend):
     def _sign_digest(self, digest: bytes, context: SigningContext | None) -> bytes:
         if self._ts is None:
             raise SignerError(f"{self.describe()} is closed")
+        with P11_LOCK:  # threads signing at once log in once
+            if self._private is None:
+                self._log_in()
+                if self._public_of_private() != self._public:
+                    raise SignerError(
+                        f"{self.describe()}: the private key found after login does not belong "
+                        "to the public key read before it; give the key's id= in the URI"
+                    )
+        if self._touch is not None:
+            import sys
+
+            print(f"tka: {self._touch}", file=sys.stderr, flush=True)
         with P11_LOCK:
             try:
                 if self._context_pin is not None:
@@ -771,9 +839,11 @@ class Pkcs11Backend(KeyBackend):
 
     def close(self) -> None:
         self._context_pin = None
-        if self._ts is not None:
-            self._ts.close()
-            self._ts = None
+        self._private = None
+        for ts in (self._signing_ts, self._ts):
+            if ts is not None:
+                ts.close()
+        self._signing_ts = self._ts = None
 
 
 def iter_token_infos(module_path: str) -> Iterator[tuple[TokenInfo, Any]]:

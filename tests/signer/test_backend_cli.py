@@ -25,8 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 def tka(
     *args: str, env: dict[str, str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    # A session of its own: no controlling terminal, so a PIN prompt fails instead of waiting
+    # on the terminal of whoever runs the tests.
     return subprocess.run(
-        [*CLI, *args], env=env, cwd=REPO, input=stdin, capture_output=True, text=True, timeout=120
+        [*CLI, *args], env=env, cwd=REPO, input=stdin, capture_output=True, text=True,
+        timeout=120, start_new_session=True,
     )
 
 
@@ -174,7 +177,8 @@ def test_errors_are_one_line_exit_1(softhsm_token: Any, case: str) -> None:
     else:
         del env["TKA_PKCS11_PIN"]
         args = ["key", "sign-nodekeys", "--key", uri, "--in", "-", "--out", "-"]
-    line = one_error_line(tka(*args, env=env, stdin=""))
+    # One node key to sign: the PIN is asked for at the first signature.
+    line = one_error_line(tka(*args, env=env, stdin=f"nodekey:{os.urandom(32).hex()}\n"))
     assert expect in line
     assert softhsm_token.pin not in line
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nacl.signing
@@ -229,9 +230,21 @@ def test_pin_file_errors_never_show_the_pin(tmp_path: Path) -> None:
         read_pin_file("|cat /x")
 
 
-def test_no_terminal_no_pin_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
+def test_no_terminal_no_pin_is_a_clear_error() -> None:
+    """In a session with no controlling terminal (as under cron or CI) nothing can be asked."""
+    import subprocess
+    import sys
 
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    with pytest.raises(SignerError, match=r"no terminal to ask on.*pin-source"):
-        resolve_pin("token 'x'", uri_pin_source=None, env={})
+    code = (
+        "from signer.pin import resolve_pin\n"
+        "from verifier.errors import SignerError\n"
+        "try:\n"
+        "    resolve_pin(\"token 'x'\", uri_pin_source=None, env={})\n"
+        "except SignerError as err:\n"
+        "    print(err)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, start_new_session=True, stdin=subprocess.DEVNULL,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"no terminal to ask on.*pin-source", proc.stdout), proc.stdout

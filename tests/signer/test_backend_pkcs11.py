@@ -213,8 +213,10 @@ def test_wrong_pin_sets_count_low_and_softhsm_never_locks(
     wrong = softhsm_token.pin[::-1] + "9"
     monkeypatch.setenv("TKA_PKCS11_PIN", wrong)
     for attempt in range(12):
-        with pytest.raises(DeviceError) as info:
-            open_backend(softhsm_token.uri(object="tl-key"))
+        # The PIN is asked for at the first signature, not when the key is opened.
+        with open_backend(softhsm_token.uri(object="tl-key")) as backend, \
+                pytest.raises(DeviceError) as info:
+            backend.sign(os.urandom(32))
         text = str(info.value)
         assert text.startswith(f"PIN incorrect for token '{softhsm_token.label}' (")
         assert "few tries may remain" in text, (attempt, text)
@@ -297,7 +299,8 @@ def test_pin_never_in_logs_or_exceptions(
         monkeypatch.setenv("TKA_PKCS11_PIN", pin)
         for uri in (softhsm_token.uri(object="tl-key"), softhsm_token.uri(object="none")):
             try:
-                open_backend(uri).close()
+                with open_backend(uri) as backend:
+                    backend.sign(os.urandom(32))  # the login happens here
             except SignerError as exc:
                 texts.append(str(exc))
                 texts.append(repr(exc))

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import base64
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, TextIO
 
 from signer.backends.base import KeyBackend
 from signer.nks_signing import sign_direct_nks_many
+from verifier.authority import Authority
 from verifier.ed25519 import public_key_class
 from verifier.errors import DecodeError, SignerError
 from verifier.textforms import (
+    format_node_public,
     format_tlpub,
     parse_nl_public,
     parse_node_public,
@@ -116,16 +119,51 @@ def decode_line(line: str, fmt: OutputFormat) -> bytes:
         raise DecodeError(f"not a {fmt} node-key signature line: {text[:24]!r}") from None
 
 
-def terminal_progress(total: int, stream: TextIO = sys.stderr) -> Callable[[int], None] | None:
-    """A progress callback that rewrites one line on `stream`, or None when not a terminal."""
+def plan(
+    node_keys: Sequence[bytes], signer: bytes, rotation: bytes | None, authority: Authority | None
+) -> list[str]:
+    """What a bulk signing will do, shown once before it starts."""
+    first, last = format_node_public(node_keys[0]), format_node_public(node_keys[-1])
+    lines = [f"will sign {len(node_keys)} node key(s) with {format_tlpub(signer)}"]
+    if authority is not None:
+        lines.append(f"the key is trusted by the authority at head {authority.head}")
+    else:
+        lines.append("the key's trust is NOT checked (--unchecked)")
+    lines.append(f"first: {first}")
+    if len(node_keys) > 1:
+        lines.append(f"last:  {last}")
+    if rotation:
+        lines.append(f"rotation key for all: {format_tlpub(rotation)}")
+    return lines
+
+
+def progress_line(done: int, total: int, elapsed: float) -> str:
+    """`signed 1200/5000 node keys, 850/s, about 4 s left`."""
+    text = f"signed {done}/{total} node keys"
+    if done and elapsed > 0:
+        rate = done / elapsed
+        text += f", {rate:,.0f}/s"
+        if done < total:
+            text += f", about {max(1, round((total - done) / rate))} s left"
+        else:
+            text += f", {elapsed:.1f} s"
+    return text
+
+
+def terminal_progress(
+    total: int, stream: TextIO = sys.stderr, clock: Callable[[], float] = time.monotonic
+) -> Callable[[int], None] | None:
+    """A progress callback that rewrites one line on `stream` (count, rate, time left), or None
+    when `stream` is not a terminal: scripts get no progress noise."""
     if not stream.isatty():
         return None
+    start = clock()
     step = max(1, total // 200)
 
     def report(done: int) -> None:
         if done % step == 0 or done == total:
             end = "\n" if done == total else ""
-            stream.write(f"\rsigned {done}/{total} node keys{end}")
+            stream.write(f"\r{progress_line(done, total, clock() - start)}\x1b[K{end}")
             stream.flush()
 
     return report

@@ -5,7 +5,7 @@
     tka key show <uri>                          print the key's tlpub:
     tka key import <file-uri> <pkcs11-uri>      move a software key into a token (discouraged)
     tka key sign-nodekeys --key URI --in F --out F [--rotation-key tlpub:…] [--format base64|hex]
-                          [--authority DIR]
+                          (--authority DIR | --unchecked) [--yes]
 
 PINs come from the URI's pin-source=, TKA_PKCS11_PIN or a prompt; never from argv.
 """
@@ -74,6 +74,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--authority", metavar="DIR",
                    help="sign under this authority (a node's tka directory, read-only): the key "
                         "must be trusted there; required for appliance keys")
+    p.add_argument("--unchecked", action="store_true",
+                   help="sign without --authority, so without checking the key is trusted")
+    p.add_argument("--yes", "--confirm", dest="confirm", action="store_true",
+                   help="do not ask before signing (the plan is still printed)")
     p.set_defaults(func=cmd_sign_nodekeys)
 
 
@@ -266,19 +270,30 @@ def cmd_sign_nodekeys(args: argparse.Namespace) -> int:
     text = read_text_file(args.infile, dash_is_stdin=True)
     source = "stdin" if args.infile == "-" else clip_input(args.infile)
     node_keys = bulk.read_node_keys(text.splitlines(), source)
+    if not node_keys:
+        raise SignerError(f"{source} holds no node keys to sign")
     authority = None
     if args.authority:
-        from signer.audit import open_authority_readonly
+        from signer.authority_dir import open_authority_dir
 
-        authority = open_authority_readonly(Path(args.authority))
+        authority = open_authority_dir(Path(args.authority))
+    elif not args.unchecked:
+        raise SignerError(
+            "pass --authority DIR (a node's tka directory) so that the signing key's trust is "
+            "checked before anything is signed, or --unchecked to sign without that check"
+        )
     with open_backend(args.key) as backend:
         if authority is not None:
             if not authority.key_trusted(backend.public_key()):
                 raise SignerError(
                     f"{tlpub(backend.public_key())} is not trusted by the authority in "
-                    f"{args.authority}; its signatures would authorize nothing"
+                    f"{clip_input(args.authority)}; its signatures would authorize nothing"
                 )
             backend.track(authority)
+        from signer.cli.lock_commands import confirm
+
+        confirm(args, bulk.plan(node_keys, backend.public_key(), rotation, authority),
+                f"sign these {len(node_keys)} node keys")
         progress = bulk.terminal_progress(len(node_keys))
         try:
             lines = [

@@ -74,7 +74,7 @@ def test_every_signing_path_through_the_appliance(
     shown = len(person.screens)
     person.will(True)
     proc = _tka(net, "key", "sign-nodekeys", "--key", key, "--in", str(listing), "--out",
-                str(out), "--authority", str(net.root / "admin" / "tka"))
+                str(out), "--authority", str(net.root / "admin" / "tka"), "--yes")
     assert proc.returncode == 0, proc.stderr
     assert len(person.screens) == shown + 1
     assert "Authorize 12 nodes (direct node-key signatures)" in person.last()

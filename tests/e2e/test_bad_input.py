@@ -248,9 +248,9 @@ FILE_READERS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "key-show": (("key", "show", "file:{bad}"), None),
     "audit-peers": (("audit", "--authority", "{root}/admin/tka", "--peers", "{bad}"), None),
     "sign-nodekeys-in": (("key", "sign-nodekeys", "--key", "file:{root}/backup.key", "--in",
-                          "{bad}", "--out", "-"), None),
+                          "{bad}", "--out", "-", "--unchecked", "--yes"), None),
     "pin-source": (("key", "sign-nodekeys", "--key", "{hsm_uri}?pin-source=file:{bad}", "--in",
-                    "{root}/nodekeys.txt", "--out", "-"), None),
+                    "{root}/nodekeys.txt", "--out", "-", "--unchecked", "--yes"), None),
 }
 
 
@@ -404,7 +404,8 @@ def _other_cases() -> Iterator[Case]:
     yield Case("stdin/binary-peers", ("audit", "--authority", "{root}/admin/tka", "--peers",
                                       "-"), None, None, stdin=BINARY, says="stdin is not UTF-8")
     yield Case("stdin/binary-node-keys", ("key", "sign-nodekeys", "--key",
-                                          "file:{root}/backup.key", "--in", "-", "--out", "-"),
+                                          "file:{root}/backup.key", "--in", "-", "--out", "-",
+                                          "--unchecked", "--yes"),
                None, None, stdin=BINARY, says="stdin is not UTF-8")
     yield Case("audit/authority-is-a-file", ("audit", "--authority", "{root}/nodekeys.txt",
                                              "--peers", "/dev/null"), None, None,

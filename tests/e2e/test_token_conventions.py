@@ -118,7 +118,8 @@ def test_pin_from_the_terminal_while_stdin_carries_keys(
                          capture_output=True, text=True, timeout=60)
     assert gen.returncode == 0, gen.stderr
     keys = "".join(f"nodekey:{os.urandom(32).hex()}\n" for _ in range(3)).encode()
-    term = Terminal([*CLI, "key", "sign-nodekeys", "--key", uri, "--in", "-", "--out", "-"],
+    term = Terminal([*CLI, "key", "sign-nodekeys", "--key", uri, "--in", "-", "--out", "-",
+                     "--unchecked", "--yes"],
                     _no_pin_env(softhsm_token, net), stdin=keys)
     term.expect("PIN for token")
     term.type(softhsm_token.pin + "\n")
@@ -184,3 +185,45 @@ def test_touch_prompt_follows_ykcs11_policy() -> None:
     assert always is not None and "touch" in always and "'yk'" in always
     cached = touch_prompt(3, "yk")
     assert cached is not None and "cached" in cached
+
+
+def test_bulk_signing_plans_once_checks_trust_and_shows_rate(
+    tailnet: Tailnet, softhsm_token: Any, tmp_path: Path
+) -> None:
+    net = tailnet
+    hsm = softhsm_token.uri(object="admin-lock-key")
+    enable(net, hsm)
+    keys = [f"nodekey:{os.urandom(32).hex()}" for _ in range(300)]
+    listing = tmp_path / "keys.txt"
+    listing.write_text("\n".join(keys) + "\n")
+    authority = str(net.root / "admin" / "tka")
+    base = [*CLI, "key", "sign-nodekeys", "--in", str(listing), "--out", "-"]
+
+    # Without an authority to check trust against, nothing is signed (nor asked for).
+    proc = subprocess.run([*base, "--key", hsm, "--yes"], cwd=REPO, env=net.env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "--authority DIR" in proc.stderr and not proc.stdout
+    # An untrusted key is refused before its token is asked to sign.
+    untrusted = softhsm_token.uri(object="stranger")
+    assert subprocess.run([*CLI, "key", "generate", untrusted], cwd=REPO, env=net.env,
+                          capture_output=True, timeout=60).returncode == 0
+    proc = subprocess.run([*base, "--key", untrusted, "--authority", authority, "--yes"],
+                          cwd=REPO, env=net.env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "is not trusted by the authority" in proc.stderr
+
+    # On a terminal: one plan (count, first and last key, signer, head), one question, then
+    # progress with a rate; the PIN is asked for after the answer.
+    out = tmp_path / "signed.txt"
+    term = Terminal([*base[:-1], str(out), "--key", hsm, "--authority", authority],
+                    _no_pin_env(softhsm_token, net), stdin=None)
+    shown = term.expect("[y/N]")
+    assert "will sign 300 node key(s) with tlpub:" in shown
+    assert f"first: {keys[0]}" in shown and f"last:  {keys[-1]}" in shown
+    assert "trusted by the authority at head" in shown and "PIN" not in shown
+    term.type("y\n")
+    term.expect("PIN for token")
+    term.type(softhsm_token.pin + "\n")
+    done = term.expect("signed 300/300 node keys, ")
+    assert "/s" in done.split("signed 300/300 node keys, ", 1)[1]
+    assert term.wait() == 0
+    assert len(out.read_text().split()) == 300

@@ -165,7 +165,8 @@ def test_errors_are_one_line_exit_1(softhsm_token: Any, case: str) -> None:
     }[case]
     if case == "wrong-pin":
         env["TKA_PKCS11_PIN"] = softhsm_token.pin + "1"
-        args = ["key", "sign-nodekeys", "--key", uri, "--in", "-", "--out", "-"]
+        args = ["key", "sign-nodekeys", "--key", uri, "--in", "-", "--out", "-", "--unchecked",
+                "--yes"]
     elif case == "missing-token":
         args = ["key", "show", "pkcs11:token=absent;object=tl-key"]
     elif case == "missing-key":
@@ -176,7 +177,8 @@ def test_errors_are_one_line_exit_1(softhsm_token: Any, case: str) -> None:
         args = ["key", "show", "pkcs11:tokn=x"]
     else:
         del env["TKA_PKCS11_PIN"]
-        args = ["key", "sign-nodekeys", "--key", uri, "--in", "-", "--out", "-"]
+        args = ["key", "sign-nodekeys", "--key", uri, "--in", "-", "--out", "-", "--unchecked",
+                "--yes"]
     # One node key to sign: the PIN is asked for at the first signature.
     line = one_error_line(tka(*args, env=env, stdin=f"nodekey:{os.urandom(32).hex()}\n"))
     assert expect in line
@@ -202,7 +204,8 @@ def test_sign_nodekeys_output_verified_line_by_line(softhsm_token: Any, tmp_path
     for fmt, extra in (("base64", []), ("hex", rotation_arg)):
         out = tmp_path / f"out.{fmt}"
         proc = tka("key", "sign-nodekeys", "--key", softhsm_token.uri(object="tl-key"),
-                   "--in", str(infile), "--out", str(out), "--format", fmt, *extra,
+                   "--in", str(infile), "--out", str(out), "--format", fmt, *extra, "--unchecked",
+                   "--yes",
                    env=softhsm_token.env())
         assert proc.returncode == 0, proc.stderr
         lines = out.read_text().splitlines()
@@ -233,7 +236,7 @@ def test_sign_nodekeys_rejects_bad_input_and_zero_rotation_key(
     infile.write_text(f"nodekey:{'11' * 32}\nnodekey:abc\n")
     out = tmp_path / "out.txt"
     args = ["key", "sign-nodekeys", "--key", softhsm_token.uri(object="tl-key"),
-            "--in", str(infile), "--out", str(out)]
+            "--in", str(infile), "--out", str(out), "--unchecked", "--yes"]
     line = one_error_line(tka(*args, env=softhsm_token.env()))
     assert f"{infile} line 2" in line
     assert not out.exists()
@@ -260,7 +263,8 @@ def test_token_removed_mid_run_and_pin_never_on_argv(softhsm_token: Any, tmp_pat
     uri = softhsm_token.uri(object="tl-key") + f"?pin-source=file:{pin_file}"
     master, slave = pty.openpty()  # stderr on a terminal: progress is shown
     proc = subprocess.Popen(
-        [*CLI, "key", "sign-nodekeys", "--key", uri, "--in", str(infile), "--out", str(out)],
+        [*CLI, "key", "sign-nodekeys", "--key", uri, "--in", str(infile), "--out", str(out),
+         "--unchecked", "--yes"],
         env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
     )
     os.close(slave)

@@ -199,6 +199,20 @@ def run(root: Path) -> None:
     d.tka(None, "audit", "--authority", str(audit_dir / "tka"),
           "--peers", str(audit_dir / "peers.txt"), ok=False)
 
+    d.step("A tailnet on Tailscale's service: the HSM key works from a copy of a node's "
+           "authority directory, with no node and no service")
+    workstation = root / "hsm-workstation" / "authority"
+    shutil.copytree(root / "phone" / "tka", workstation)
+    d.tka(None, "status", "--authority", str(workstation))
+    # A pre-approved auth key whose credential the HSM key signs itself: nothing to submit.
+    wrapped = d.tka(None, "sign", "--yes", "--mode", "direct", "--authority", str(workstation),
+                    "--key", hsm, d.enrolment_key("kiosk-enrolment.key")).strip()
+    d.tka("kiosk", "node", "register", "--name", "kiosk", "--auth-key", "-", stdin=wrapped)
+    d.tka("kiosk", "status")
+    # A key change signed on the HSM, printed for any node to transmit.
+    d.tka(None, "add", "--yes", "--authority", str(workstation), "--key", hsm,
+          d.lock_key("phone"))
+
     d.step("Disable tailnet lock: a wrong secret changes nothing, the right one disables it")
     d.tka("laptop", "disable", "--yes", stdin="disablement-secret:" + "00" * 32 + "\n", ok=False)
     d.tka("laptop", "disable", "--yes", stdin=disablement[0] + "\n")

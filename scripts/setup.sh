@@ -22,3 +22,18 @@ if [ -f tests/interop/go.mod ]; then
     # go.mod names the toolchain the reference needs; GOTOOLCHAIN=auto fetches it from the proxy.
     (cd tests/interop && export GOTOOLCHAIN=auto && go mod download && go build -p 2 -o tka-interop .)
 fi
+
+if [ -f tests/realnet/go.mod ]; then
+    # Real tailscaled and tailscale from the pinned tailscale.com module, and the control
+    # server around Tailscale's test control server (tests/realnet). Rebuilt only when the
+    # module or the harness changed; the first build takes a few minutes.
+    bin=tests/realnet/bin
+    stamp="$bin/.built"
+    if [ ! -f "$stamp" ] || [ -n "$(find tests/realnet/go.mod tests/realnet/go.sum tests/realnet/harness -newer "$stamp" -print -quit)" ]; then
+        echo "setup: building tailscaled, tailscale and realnet-control (tests/realnet)" >&2
+        (cd tests/realnet && export GOTOOLCHAIN=auto && go mod download &&
+            go build -p 2 -o bin/ tailscale.com/cmd/tailscaled tailscale.com/cmd/tailscale &&
+            go build -p 2 -o bin/realnet-control ./harness)
+        touch "$stamp"
+    fi
+fi

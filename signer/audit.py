@@ -1,37 +1,60 @@
-"""Auditing node-key signatures against an authority, offline: which peers of a netmap (or of
-any list an auditor collected) a tailnet-lock authority really authorizes, and why not.
+"""Auditing node-key signatures against an authority, offline: which peers a node keeps under
+tailnet lock, why it drops the others, and which signatures anyone could extend with a forged
+rotation.
 
-The authority comes from a directory in Tailscale's filesystem layout (a copy of a real node's
-`tka` directory, or a node state directory of ours), opened read-only. The peers come from a
-text file, one per line: `nodekey:<hex> <signature>`, the signature as in a netmap's
-KeySignature field (standard base64) or as hex; blank lines and `#` comments are skipped.
-All of them are checked in one `verify_peers` call (the native bulk path).
+The authority is a directory in Tailscale's filesystem layout (a copy of a real node's
+`tka-profiles/<id>`, or a node state directory's `tka` of ours), opened read-only. The peers
+come from either
+- a peers file, one per line: `nodekey:<hex> <signature>`, the signature as in a netmap's
+  KeySignature (standard base64) or hex, an optional `# name` after it; blank lines and `#`
+  comment lines are skipped (`tka peers export` writes one); or
+- what a real node printed with `tailscale lock status --json` (signer.status_json): then the
+  node's own visible/filtered split is compared with ours, and any difference is reported.
+Verdicts are tailscaled's netmap filter (verifier.netmap_filter): the signature check of every
+peer in one native `verify_peers` call, then the key-rotation rule.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from signer.authority_dir import open_authority_dir
 from signer.render import clip_input
+from signer.status_json import NodeStatus
 from verifier.authority import Authority
 from verifier.errors import DecodeError, StorageError
-from verifier.peers import PeerVerdict, verify_peers
-from verifier.storage.filesystem import FilesystemStorage
-from verifier.textforms import format_aum_hash, format_node_public, parse_node_public
+from verifier.netmap_filter import filter_netmap
+from verifier.textforms import format_aum_hash, format_node_public, format_tlpub, parse_node_public
 
 _HEX = set(string.hexdigits)
+SCHEMA_VERSION = "2"  # 1: Head, TrustedKeys, Peers[Line, NodeKey, Authorized, Reason]
+
+
+@dataclass(frozen=True)
+class PeerInput:
+    line: int  # 0 when the peer came from a status document
+    name: str
+    node_key: bytes
+    signature: bytes | None
+    node_visible: bool | None = None  # what the node itself decided, when known
 
 
 @dataclass(frozen=True)
 class AuditedPeer:
-    line: int
-    node_key: bytes
-    verdict: PeerVerdict
+    peer: PeerInput
+    authorized: bool
+    reason: str
+    forgeable: str
+
+    @property
+    def disagrees(self) -> bool:
+        return self.peer.node_visible is not None and self.peer.node_visible != self.authorized
 
 
 @dataclass(frozen=True)
@@ -42,14 +65,20 @@ class AuditReport:
 
     @property
     def unauthorized(self) -> tuple[AuditedPeer, ...]:
-        return tuple(p for p in self.peers if not p.verdict.authorized)
+        return tuple(p for p in self.peers if not p.authorized)
+
+    @property
+    def forgeable(self) -> tuple[AuditedPeer, ...]:
+        return tuple(p for p in self.peers if p.forgeable)
+
+    @property
+    def disagreements(self) -> tuple[AuditedPeer, ...]:
+        return tuple(p for p in self.peers if p.disagrees)
 
 
 def open_authority_readonly(directory: Path) -> Authority:
-    """Opens an authority directory without creating or changing anything in it."""
-    if not directory.is_dir():
-        raise StorageError(f"no authority directory at {clip_input(directory)}")
-    return Authority.open(FilesystemStorage(directory))
+    """The authority in `directory`, read into memory: nothing there is created or changed."""
+    return open_authority_dir(directory)
 
 
 def _signature_bytes(text: str) -> bytes:
@@ -61,34 +90,54 @@ def _signature_bytes(text: str) -> bytes:
         raise DecodeError("the signature is neither hex nor standard base64") from None
 
 
-def parse_peer_lines(text: str, source: str) -> list[tuple[int, bytes, bytes]]:
-    """(line number, node key, NKS bytes) per peer line; a bad line is a DecodeError naming
-    `source:line`."""
+def parse_peer_lines(text: str, source: str) -> list[PeerInput]:
+    """A peers file; a bad line is a DecodeError naming `source:line`."""
     peers = []
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
+        line, _, comment = raw.partition("#")
+        line = line.strip()
         if not line:
             continue
         words = line.split()
         try:
             if len(words) != 2:
                 raise DecodeError("expected `nodekey:<hex> <signature>`")
-            peers.append((number, parse_node_public(words[0]), _signature_bytes(words[1])))
+            peers.append(PeerInput(number, comment.strip(), parse_node_public(words[0]),
+                                   _signature_bytes(words[1])))
         except DecodeError as err:
             raise DecodeError(f"{source}:{number}: {err}") from None
     return peers
 
 
-def audit(authority: Authority, peers: list[tuple[int, bytes, bytes]]) -> AuditReport:
-    verdicts = verify_peers(authority, [(node_key, nks) for _, node_key, nks in peers])
+def peers_from_status(status: NodeStatus, authority: Authority, source: str) -> list[PeerInput]:
+    """The peers of a node's status document, after checking it describes this authority."""
+    if status.head != bytes(authority.head):
+        raise StorageError(
+            f"{source} is at head {format_aum_hash(status.head)} but the authority directory at "
+            f"{format_aum_hash(authority.head)}: copy the node's tka-profiles directory again "
+            "together with its status (or they belong to different tailnets)"
+        )
+    ours = {k.public for k in authority.keys()}
+    if status.trusted_keys != ours:
+        raise StorageError(f"{source} lists other trusted keys than the authority directory: "
+                           "they belong to different tailnets")
+    return [PeerInput(0, p.name, p.node_key, p.signature, p.visible) for p in status.peers]
+
+
+def audit(authority: Authority, peers: list[PeerInput]) -> AuditReport:
+    results = filter_netmap(authority, [(p.node_key, p.signature) for p in peers])
     return AuditReport(
         head=bytes(authority.head),
         trusted_keys=len(authority.state.trusted_keys),
-        peers=tuple(
-            AuditedPeer(line, node_key, verdict)
-            for (line, node_key, _), verdict in zip(peers, verdicts, strict=True)
-        ),
+        peers=tuple(AuditedPeer(p, r.visible, r.reason, r.forgeable)
+                    for p, r in zip(peers, results, strict=True)),
     )
+
+
+def _who(p: AuditedPeer) -> str:
+    where = f"line {p.peer.line}: " if p.peer.line else ""
+    name = f"{clip_input(p.peer.name)} " if p.peer.name else ""
+    return f"{where}{name}{format_node_public(p.peer.node_key)}"
 
 
 def report_human(report: AuditReport) -> str:
@@ -98,24 +147,67 @@ def report_human(report: AuditReport) -> str:
         f"{len(report.peers)} peers: {len(report.peers) - len(bad)} authorized, "
         f"{len(bad)} not authorized",
     ]
-    lines += [
-        f"line {p.line}: {format_node_public(p.node_key)}: {p.verdict.reason}" for p in bad
-    ]
+    lines += [f"{_who(p)}: {p.reason}" for p in bad]
+    if report.forgeable:
+        lines.append(f"WARNING: {len(report.forgeable)} signature(s) anyone can extend with a "
+                     "forged rotation (re-sign these nodes with a rotation key: tka sign "
+                     "nodekey:… tlpub:…):")
+        lines += [f"  {_who(p)}: {p.forgeable}" for p in report.forgeable]
+    if report.disagreements:
+        lines.append(f"DISAGREEMENT: {len(report.disagreements)} peer(s) where the node's own "
+                     "verdict differs from this audit's:")
+        lines += [f"  {_who(p)}: the node {'shows' if p.peer.node_visible else 'filters'} it"
+                  for p in report.disagreements]
     return "\n".join(lines) + "\n"
 
 
 def report_json(report: AuditReport) -> str:
     doc = {
+        "SchemaVersion": SCHEMA_VERSION,
         "Head": format_aum_hash(report.head),
         "TrustedKeys": report.trusted_keys,
         "Peers": [
             {
-                "Line": p.line,
-                "NodeKey": format_node_public(p.node_key),
-                "Authorized": p.verdict.authorized,
-                "Reason": p.verdict.reason,
+                "Line": p.peer.line,
+                "Name": p.peer.name,
+                "NodeKey": format_node_public(p.peer.node_key),
+                "Authorized": p.authorized,
+                "Reason": p.reason,
+                "Forgeable": p.forgeable,
+                "NodeVerdict": None if p.peer.node_visible is None
+                else ("visible" if p.peer.node_visible else "filtered"),
             }
             for p in report.peers
         ],
+        "Forgeable": len(report.forgeable),
+        "Disagreements": len(report.disagreements),
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def report_html(report: AuditReport, authority: Authority) -> str:
+    """One self-contained page (inline CSS, no scripts); every name is escaped, since peers'
+    names come from the network."""
+    e = html.escape
+    rows = []
+    for p in report.peers:
+        state = "ok" if p.authorized else "bad"
+        rows.append(
+            f"<tr class={state}><td>{e(p.peer.name)}</td><td><code>"
+            f"{e(format_node_public(p.peer.node_key))}</code></td><td>"
+            f"{'authorized' if p.authorized else 'dropped'}</td><td>{e(p.reason)}</td><td>"
+            f"{e(p.forgeable)}</td></tr>"
+        )
+    keys = "".join(f"<li><code>{e(format_tlpub(k.public or b''))}</code> ({k.votes} votes)</li>"
+                   for k in authority.keys())
+    return (
+        "<!doctype html><html><head><meta charset=utf-8><title>tka audit</title><style>"
+        "body{font-family:sans-serif;margin:2em}td,th{padding:.2em .6em;border-bottom:1px solid"
+        " #ddd;text-align:left}tr.bad{background:#fee}code{font-size:.85em}</style></head><body>"
+        f"<h1>Tailnet-lock audit</h1><p>Authority head <code>{format_aum_hash(report.head)}"
+        f"</code>; {len(report.peers)} peers, {len(report.unauthorized)} dropped, "
+        f"{len(report.forgeable)} forgeable, {len(report.disagreements)} disagreements with the "
+        f"node.</p><h2>Trusted keys</h2><ul>{keys}</ul><h2>Peers</h2><table><tr><th>name</th>"
+        "<th>node key</th><th>verdict</th><th>reason</th><th>warning</th></tr>"
+        + "".join(rows) + "</table></body></html>\n"
+    )

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "signer.cli.lock_commands",
     "signer.cli.offline_commands",
     "signer.cli.audit_commands",
+    "signer.cli.peers_commands",
     "signer.cli.appliance_commands",
 )
 

@@ -1,9 +1,12 @@
-"""Check a list of peers' node-key signatures against an authority directory, offline and
-read-only: which peers the authority really authorizes, and why the others fail.
+"""Check peers' node-key signatures against an authority directory, offline and read-only:
+which peers a node keeps under tailnet lock, why it drops the others, and which signatures
+anyone could extend with a forged rotation.
 
-    tka audit --authority DIR --peers FILE [--json]
+    tka audit --authority DIR (--peers FILE | --status FILE) [--json] [--html FILE]
 
-Exit codes: 0 every peer is authorized, 1 some are not (or an error), 2 usage.
+--status takes what a real node printed with `tailscale lock status --json`; the node's own
+visible/filtered split is then compared with the audit's.
+Exit codes: 0 every peer is authorized and nothing disagrees, 1 otherwise (or an error), 2 usage.
 """
 
 from __future__ import annotations
@@ -12,19 +15,39 @@ import argparse
 import sys
 from pathlib import Path
 
-from signer.audit import audit, open_authority_readonly, parse_peer_lines, report_human, report_json
+from signer.audit import (
+    audit,
+    open_authority_readonly,
+    parse_peer_lines,
+    peers_from_status,
+    report_html,
+    report_human,
+    report_json,
+)
+from signer.cli import UsageError
 from signer.cli.lock_commands import add_json_flag, json_version, read_text_file
 from signer.render import clip_input
+from signer.status_json import parse_status
+from verifier.storage.atomic import atomic_write
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     version = json_version(args.json)
-    source = args.peers
+    if (args.peers is None) == (args.status is None):
+        raise UsageError("give the peers with --peers FILE or --status FILE (one of them)")
+    source = args.peers if args.peers is not None else args.status
+    name = "stdin" if source == "-" else clip_input(source)
     text = read_text_file(source, dash_is_stdin=True)
-    peers = parse_peer_lines(text, "stdin" if source == "-" else clip_input(source))
-    report = audit(open_authority_readonly(Path(args.authority)), peers)
+    authority = open_authority_readonly(Path(args.authority))
+    if args.peers is not None:
+        peers = parse_peer_lines(text, name)
+    else:
+        peers = peers_from_status(parse_status(text, name), authority, name)
+    report = audit(authority, peers)
+    if args.html:
+        atomic_write(Path(args.html), report_html(report, authority).encode())
     sys.stdout.write(report_json(report) if version else report_human(report))
-    return 1 if report.unauthorized else 0
+    return 1 if report.unauthorized or report.disagreements else 0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,13 +61,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--authority",
         required=True,
         metavar="DIR",
-        help="an authority in Tailscale's filesystem layout (e.g. a copy of a node's tka dir)",
+        help="an authority in Tailscale's filesystem layout (a copy of a node's "
+        "tka-profiles/<id>, or a node state directory's tka)",
     )
     parser.add_argument(
         "--peers",
-        required=True,
         metavar="FILE",
-        help="one `nodekey:<hex> <signature>` per line (base64 or hex); - for stdin",
+        help="one `nodekey:<hex> <signature> [# name]` per line (base64 or hex); - for stdin",
     )
+    parser.add_argument(
+        "--status",
+        metavar="FILE",
+        help="the output of `tailscale lock status --json` on the node the directory is from",
+    )
+    parser.add_argument("--html", metavar="FILE", help="also write a one-file HTML report")
     add_json_flag(parser)
     parser.set_defaults(func=cmd_audit)

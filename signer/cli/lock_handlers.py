@@ -68,8 +68,8 @@ from verifier.errors import (
 )
 from verifier.key import Key, ed25519_key
 from verifier.machine import verify_aum
+from verifier.netmap_filter import filter_netmap
 from verifier.nks import NodeKeySignature, SigKind
-from verifier.peers import verify_peers
 from verifier.state import State
 from verifier.storage import MemoryStorage
 from verifier.storage.atomic import atomic_create, atomic_write
@@ -543,20 +543,18 @@ def _peer_view(doc: dict[str, object], sig: NodeKeySignature | None) -> PeerView
 def _authorized_signatures(
     authority: Authority, docs: list[dict[str, object]]
 ) -> list[NodeKeySignature | None]:
-    """Each node's signature if it authorizes the node's key, else None: the whole netmap in one
-    bulk call (verify_peers, the native path), as a node checks its peers on every netmap."""
-    pairs: list[tuple[bytes, bytes]] = []
-    signed: list[int] = []
-    for i, doc in enumerate(docs):
+    """Each node's signature if tailscaled would keep the node (its signature authorizes its
+    key and no newer rotation replaced it), else None: the whole netmap in one bulk call, as a
+    node filters its peers on every netmap (verifier.netmap_filter)."""
+    peers: list[tuple[bytes, bytes | None]] = []
+    for doc in docs:
         raw = doc.get("KeySignature")
-        if raw:
-            pairs.append((parse_node_public(str(doc["NodeKey"])), base64.b64decode(str(raw))))
-            signed.append(i)
-    out: list[NodeKeySignature | None] = [None] * len(docs)
-    for i, (_, raw), verdict in zip(signed, pairs, verify_peers(authority, pairs), strict=True):
-        if verdict.authorized:
-            out[i] = NodeKeySignature.from_cbor(raw)
-    return out
+        sig = base64.b64decode(str(raw)) if raw else None
+        peers.append((parse_node_public(str(doc["NodeKey"])), sig))
+    return [
+        NodeKeySignature.from_cbor(sig) if verdict.visible and sig else None
+        for (_, sig), verdict in zip(peers, filter_netmap(authority, peers), strict=True)
+    ]
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -571,7 +569,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         st = LockStatus(enabled=False, public_key=s.lock_public, node_key=node_key)
         if authority is not None:
             netmap = s.synced.netmap
-            own, *peer_sigs = _authorized_signatures(authority, [netmap["Self"], *netmap["Peers"]])
+            # The node itself is checked on its own, as tailscaled does: only peers take part
+            # in the rotation rule.
+            own = _authorized_signatures(authority, [netmap["Self"]])[0]
+            peer_sigs = _authorized_signatures(authority, netmap["Peers"])
             visible: list[PeerView] = []
             filtered: list[PeerView] = []
             for peer, sig in zip(netmap["Peers"], peer_sigs, strict=True):

@@ -260,3 +260,20 @@ def test_revocation_tally_before_finish(
     message = refused(net, other, "revoke-keys", "--authority", str(other), "--finish",
                       revocation.to_blob(foreign))
     assert "another tailnet" in message
+
+
+def test_peers_export_feeds_audit(tailnet: Tailnet, softhsm_token: Any, tmp_path: Path) -> None:
+    net = tailnet
+    enable(net, softhsm_token.uri(object="admin-lock-key"))
+    net.ok("phone", "node", "register", "--name", "phone")  # unsigned: left out of the file
+    peers = tmp_path / "peers.txt"
+    proc = net.tka("admin", "peers", "export", "--out", str(peers))
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 1 signed peer(s); 1 without a signature left out" in proc.stderr
+    lines = peers.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(net.node_key("laptop")) and "# " in lines[0]
+    directory = _copy_authority(net, "admin", tmp_path / "copy")
+    audited = tka(net, "audit", "--authority", str(directory), "--peers", str(peers), "--json")
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    report = json.loads(audited.stdout)
+    assert [p["Name"] for p in report["Peers"]] == ["laptop"] and report["Peers"][0]["Authorized"]

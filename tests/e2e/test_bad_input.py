@@ -409,7 +409,7 @@ def _other_cases() -> Iterator[Case]:
                None, None, stdin=BINARY, says="stdin is not UTF-8")
     yield Case("audit/authority-is-a-file", ("audit", "--authority", "{root}/nodekeys.txt",
                                              "--peers", "/dev/null"), None, None,
-               says="no authority directory")
+               says="is not a directory")
     yield Case("tka/aum-file-corrupt", ("status",), setup=_corrupt_an_aum, says="corrupt")
 
 

@@ -274,8 +274,41 @@ def test_forged_rotation_on_a_zero_wrapping_key(
 
     from signer.authority_dir import open_authority_dir
 
-    authority = open_authority_dir(copy_authority(n2, tmp_path / "authority"))
+    directory = copy_authority(n2, tmp_path / "authority")
+    authority = open_authority_dir(directory)
     authority.node_key_authorized(parse_node_public(key_y), forged)  # ours agrees: authorized
+
+    # tka audit of what n2 itself printed: the same split, and the forgeable chain named.
+    status = tmp_path / "status.json"
+    status.write_text(n2.tailscale("lock", "status", "--json").stdout)
+    proc = subprocess.run([sys.executable, "-m", "signer.cli", "audit", "--authority",
+                           str(directory), "--status", str(status), "--json"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and report["Disagreements"] == 0, proc.stdout + proc.stderr
+    by_key = {p["NodeKey"]: p for p in report["Peers"]}
+    assert by_key[key_y]["Authorized"] and by_key[key_y]["Name"] == "intruder"
+    assert "all-zero" in by_key[key_y]["Forgeable"]
+    assert by_key[key_x]["NodeVerdict"] == "filtered" and not by_key[key_x]["Authorized"]
+    text = subprocess.run([sys.executable, "-m", "signer.cli", "audit", "--authority",
+                           str(directory), "--status", str(status)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60).stdout
+    assert "WARNING: 1 signature(s) anyone can extend" in text and "intruder" in text
+
+    # With the signatures the coordination server hands out (the victim's included, which
+    # the node's status no longer shows), the audit drops the victim by the rotation rule,
+    # as the real node did.
+    peers = tmp_path / "peers.txt"
+    peers.write_text("".join(f"{n['node_key']} {n['key_signature']} # {n['name']}\n"
+                             for n in net.control_nodes()
+                             if n["key_signature"] and n["node_key"] != n2.node_key))
+    proc = subprocess.run([sys.executable, "-m", "signer.cli", "audit", "--authority",
+                           str(directory), "--peers", str(peers), "--json"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    verdicts = {p["NodeKey"]: p for p in json.loads(proc.stdout)["Peers"]}
+    assert verdicts[key_y]["Authorized"]
+    assert not verdicts[key_x]["Authorized"] and "key rotation" in verdicts[key_x]["Reason"]
+    assert {k for k, v in verdicts.items() if v["Authorized"]} == n2.visible()
 
 
 def test_audit_of_a_real_node_agrees_with_its_own_filter(

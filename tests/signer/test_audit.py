@@ -140,7 +140,7 @@ def test_missing_or_corrupt_authority_is_reported_and_left_alone(
     peers.write_text("")
     missing = tmp_path / "nowhere"
     assert main(["audit", "--authority", str(missing), "--peers", str(peers)]) == 1
-    assert "no authority directory" in capsys.readouterr().err
+    assert "no such directory" in capsys.readouterr().err
     assert not missing.exists()
     victim = next(p for p in directory.rglob("*") if p.is_file() and len(p.name) == 52)
     victim.write_bytes(b"\xff" + victim.read_bytes()[1:])
@@ -148,4 +148,80 @@ def test_missing_or_corrupt_authority_is_reported_and_left_alone(
     assert main(["audit", "--authority", str(directory), "--peers", str(peers)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("tka: ")
+    assert _tree(directory) == before
+
+
+def _status_doc(directory: Path, admin: SigningKey, peers: list[tuple[str, bytes]]) -> dict:
+    """A `tailscale lock status --json` document as Tailscale's CLI writes it (schema "1")."""
+    from verifier.textforms import format_aum_hash, format_tlpub
+
+    head = Authority.open(FilesystemStorage(directory)).head
+    visible = []
+    for name, node_key in peers:
+        nks = NodeKeySignature.from_cbor(_direct(admin, node_key))
+        visible.append({
+            "ID": "n1", "DNSName": name, "TailscaleIPs": ["100.64.0.9"],
+            "NodeKey": format_node_public(node_key),
+            "NodeKeySignature": {
+                "SigKind": "direct", "PublicKey": f"tlpub:{nks.pubkey.hex()}",
+                "KeyID": f"tlpub:{nks.key_id.hex()}",
+                "Signature": base64.urlsafe_b64encode(nks.signature).decode(),
+            },
+        })
+    return {
+        "SchemaVersion": "1", "Enabled": True, "PublicKey": format_tlpub(bytes(32)),
+        "NodeKey": format_node_public(bytes(32)), "Head": format_aum_hash(head),
+        "NodeKeySigned": True,
+        "TrustedKeys": [{"Kind": "25519", "Votes": 1,
+                         "Public": format_tlpub(bytes(admin.verify_key))}],
+        "VisiblePeers": visible,
+        "FilteredPeers": [{"ID": "n9", "DNSName": "gone", "TailscaleIPs": [],
+                           "NodeKey": format_node_public(bytes(range(32)))}],
+        "State": 1,
+    }
+
+
+def test_status_json_from_a_node_html_report_and_bad_documents(
+    lock: tuple[Path, SigningKey, SigningKey], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, admin, _ = lock
+    before = _tree(directory)
+    hostile = "<script>alert(1)</script>"
+    doc = _status_doc(directory, admin, [("web", bytes(32 * [7])), (hostile, bytes(32 * [8]))])
+    status = tmp_path / "status.json"
+    status.write_text(json.dumps(doc))
+    page = tmp_path / "report.html"
+    # Exit 1: the node filters one peer (and so does the audit), though nothing disagrees.
+    assert main(["audit", "--authority", str(directory), "--status", str(status), "--json",
+                 "--html", str(page)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["SchemaVersion"] == "2" and report["Disagreements"] == 0
+    assert [p["Name"] for p in report["Peers"]] == ["web", hostile, "gone"]
+    gone = report["Peers"][2]
+    assert gone["NodeVerdict"] == "filtered" and not gone["Authorized"]
+    text = page.read_text()
+    assert hostile not in text and "&lt;script&gt;" in text and "<script" not in text
+
+    # The node says it shows a peer whose signature does not verify here: said loudly.
+    doc["VisiblePeers"][0]["NodeKeySignature"]["Signature"] = base64.urlsafe_b64encode(
+        bytes(64)).decode()
+    status.write_text(json.dumps(doc))
+    assert main(["audit", "--authority", str(directory), "--status", str(status)]) == 1
+    assert "DISAGREEMENT: 1 peer(s)" in capsys.readouterr().out
+
+    bad = {
+        "not-json": "{", "a list": "[]", "schema 2": json.dumps({**doc, "SchemaVersion": "2"}),
+        "no head": json.dumps({k: v for k, v in doc.items() if k != "Head"}),
+        "other head": json.dumps({**doc, "Head": "A" * 52}),
+        "other keys": json.dumps({**doc, "TrustedKeys": []}),
+        "bad kind": json.dumps({**doc, "VisiblePeers": [
+            {**doc["VisiblePeers"][1], "NodeKeySignature": {"SigKind": "x", "Signature": ""}}]}),
+        "peers not list": json.dumps({**doc, "VisiblePeers": {}}),
+    }
+    for what, content in bad.items():
+        status.write_text(content)
+        assert main(["audit", "--authority", str(directory), "--status", str(status)]) == 1, what
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("tka: ") and "Traceback" not in err, what
     assert _tree(directory) == before

@@ -28,8 +28,10 @@ from signer.authority_dir import open_authority_dir
 from signer.render import clip_input
 from signer.status_json import NodeStatus
 from verifier.authority import Authority
+from verifier.ed25519 import public_key_class
 from verifier.errors import DecodeError, StorageError
 from verifier.netmap_filter import filter_netmap
+from verifier.nks import NodeKeySignature, sig_kind_name
 from verifier.textforms import format_aum_hash, format_node_public, format_tlpub, parse_node_public
 
 _HEX = set(string.hexdigits)
@@ -77,7 +79,8 @@ class AuditReport:
 
 
 def open_authority_readonly(directory: Path) -> Authority:
-    """The authority in `directory`, read into memory: nothing there is created or changed."""
+    """The authority in `directory`, read into memory: nothing there is created or changed
+    (signer.authority_dir; kept for `tka appliance`)."""
     return open_authority_dir(directory)
 
 
@@ -124,14 +127,52 @@ def peers_from_status(status: NodeStatus, authority: Authority, source: str) -> 
     return [PeerInput(0, p.name, p.node_key, p.signature, p.visible) for p in status.peers]
 
 
+# A filtered peer in a node's status carries no signature (Tailscale's schema leaves it out).
+FILTERED_UNSIGNED = ("filtered by the node, whose status leaves out a filtered peer's signature; "
+                     "audit the coordination server's netmap (tka peers export) for the reason")
+
+
 def audit(authority: Authority, peers: list[PeerInput]) -> AuditReport:
     results = filter_netmap(authority, [(p.node_key, p.signature) for p in peers])
+    audited = []
+    for p, r in zip(peers, results, strict=True):
+        reason = r.reason
+        if p.signature is None and p.node_visible is False:
+            reason = FILTERED_UNSIGNED
+        warning = forgeable_warning(p.signature) if p.signature else ""
+        audited.append(AuditedPeer(p, r.visible, reason, warning or r.forgeable))
     return AuditReport(
         head=bytes(authority.head),
         trusted_keys=len(authority.state.trusted_keys),
-        peers=tuple(AuditedPeer(p, r.visible, r.reason, r.forgeable)
-                    for p, r in zip(peers, results, strict=True)),
+        peers=tuple(audited),
     )
+
+
+def forgeable_warning(signature: bytes) -> str:
+    """Why anyone could sign a rotation on top of some level of `signature` without any
+    secret, or "": a wrapping key that is all-zero (what `tailscale lock sign nodekey:…`
+    without a rotation key stores) or another small-order point, non-canonical encodings
+    included, at the signature itself or anywhere down its rotation chain (a rotation signed on
+    top of an earlier level is as valid as the node's own). A warning only: tailscaled accepts
+    these signatures."""
+    try:
+        level: NodeKeySignature | None = NodeKeySignature.from_cbor(signature)
+    except DecodeError:
+        return ""
+    depth = 0
+    while level is not None:
+        key = level.wrapping_pubkey
+        if len(key) == 32 and (key == bytes(32) or public_key_class(key) == "small_order"):
+            what = ("all-zero (signed without a rotation key)" if key == bytes(32)
+                    else "a small-order point")
+            where = ("its wrapping key" if depth == 0 else
+                     f"the wrapping key of level {depth} of its rotation chain (a "
+                     f"{sig_kind_name(level.kind)} signature)")
+            return (f"{where} is {what}: anyone can sign a rotation to any node key on top "
+                    "of it")
+        level = level.nested
+        depth += 1
+    return ""
 
 
 def _who(p: AuditedPeer) -> str:
@@ -155,7 +196,8 @@ def report_human(report: AuditReport) -> str:
         lines += [f"  {_who(p)}: {p.forgeable}" for p in report.forgeable]
     if report.disagreements:
         lines.append(f"DISAGREEMENT: {len(report.disagreements)} peer(s) where the node's own "
-                     "verdict differs from this audit's:")
+                     "verdict differs from this audit's (a bug in tka or in tailscaled: please "
+                     "report it):")
         lines += [f"  {_who(p)}: the node {'shows' if p.peer.node_visible else 'filters'} it"
                   for p in report.disagreements]
     return "\n".join(lines) + "\n"
@@ -191,23 +233,44 @@ def report_html(report: AuditReport, authority: Authority) -> str:
     e = html.escape
     rows = []
     for p in report.peers:
-        state = "ok" if p.authorized else "bad"
+        state = "odd" if p.disagrees else ("ok" if p.authorized else "bad")
+        node = ("" if p.peer.node_visible is None
+                else "shows it" if p.peer.node_visible else "filters it")
         rows.append(
             f"<tr class={state}><td>{e(p.peer.name)}</td><td><code>"
             f"{e(format_node_public(p.peer.node_key))}</code></td><td>"
             f"{'authorized' if p.authorized else 'dropped'}</td><td>{e(p.reason)}</td><td>"
-            f"{e(p.forgeable)}</td></tr>"
+            f"{e(node)}</td><td>{e(p.forgeable)}</td></tr>"
         )
     keys = "".join(f"<li><code>{e(format_tlpub(k.public or b''))}</code> ({k.votes} votes)</li>"
                    for k in authority.keys())
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>tka audit</title><style>"
         "body{font-family:sans-serif;margin:2em}td,th{padding:.2em .6em;border-bottom:1px solid"
-        " #ddd;text-align:left}tr.bad{background:#fee}code{font-size:.85em}</style></head><body>"
+        " #ddd;text-align:left}tr.bad{background:#fee}tr.odd{background:#fc6}"
+        "code{font-size:.85em}</style></head><body>"
         f"<h1>Tailnet-lock audit</h1><p>Authority head <code>{format_aum_hash(report.head)}"
         f"</code>; {len(report.peers)} peers, {len(report.unauthorized)} dropped, "
         f"{len(report.forgeable)} forgeable, {len(report.disagreements)} disagreements with the "
         f"node.</p><h2>Trusted keys</h2><ul>{keys}</ul><h2>Peers</h2><table><tr><th>name</th>"
-        "<th>node key</th><th>verdict</th><th>reason</th><th>warning</th></tr>"
-        + "".join(rows) + "</table></body></html>\n"
+        "<th>node key</th><th>verdict</th><th>reason</th><th>the node</th><th>warning</th></tr>"
+        + "".join(rows) + "</table>" + _html_warnings(report) + "</body></html>\n"
     )
+
+
+def _html_warnings(report: AuditReport) -> str:
+    e = html.escape
+    parts = []
+    if report.disagreements:
+        items = "".join(f"<li>{e(p.peer.name)} <code>{e(format_node_public(p.peer.node_key))}"
+                        f"</code>: the node {'shows' if p.peer.node_visible else 'filters'} it"
+                        "</li>" for p in report.disagreements)
+        parts.append("<h2>Disagreements with the node</h2><p>The node's own verdict differs "
+                     f"from this audit's: a bug in tka or in tailscaled.</p><ul>{items}</ul>")
+    if report.forgeable:
+        items = "".join(f"<li>{e(p.peer.name)} <code>{e(format_node_public(p.peer.node_key))}"
+                        f"</code>: {e(p.forgeable)}</li>" for p in report.forgeable)
+        parts.append("<h2>Forgeable signatures</h2><p>Anyone can extend these with a forged "
+                     "rotation; re-sign the nodes with a rotation key.</p>"
+                     f"<ul>{items}</ul>")
+    return "".join(parts)

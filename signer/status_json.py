@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,9 @@ def parse_status(text: str, source: str) -> NodeStatus:
     except ValueError as err:
         raise DecodeError(f"{source} is not JSON ({err}); give it the output of "
                           "`tailscale lock status --json`") from None
+    except RecursionError:  # "[[[[…": nested deeper than any status document
+        raise DecodeError(f"{source} nests too deeply to be a `tailscale lock status --json` "
+                          "document") from None
     if not isinstance(doc, dict):
         raise DecodeError(f"{source} is not a `tailscale lock status --json` document")
     version = doc.get("SchemaVersion")
@@ -57,20 +61,16 @@ def parse_status(text: str, source: str) -> NodeStatus:
     if doc.get("Enabled") is not True:
         raise DecodeError(f"{source}: tailnet lock is not enabled on that node")
     where = f"{source}: "
-    head = _field(doc, "Head", str, where)
-    try:
-        head_bytes = bytes(parse_aum_hash(head))
-        node_key = parse_node_public(_field(doc, "NodeKey", str, where))
-        trusted = frozenset(
-            parse_nl_public(_field(k, "Public", str, f"{where}TrustedKeys[]: "))
-            for k in _field(doc, "TrustedKeys", list, where)
-        )
-    except DecodeError as err:
-        raise DecodeError(f"{where}{err}") from None
+    head_bytes = _parsed(doc, "Head", parse_aum_hash, where)
+    node_key = _parsed(doc, "NodeKey", parse_node_public, where)
+    trusted = frozenset(
+        _parsed(k, "Public", parse_nl_public, f"{where}TrustedKeys[{i}]: ")
+        for i, k in enumerate(_field(doc, "TrustedKeys", list, where))
+    )
     peers: list[StatusPeer] = []
     for group, visible in (("VisiblePeers", True), ("FilteredPeers", False)):
         entries = doc.get(group)
-        if entries is None:  # Go writes null for an empty list
+        if entries is None:  # tolerated: an empty list written as null
             entries = []
         if not isinstance(entries, list):
             raise DecodeError(f"{where}{group} is not a list")
@@ -78,29 +78,39 @@ def parse_status(text: str, source: str) -> NodeStatus:
             at = f"{where}{group}[{i}]: "
             if not isinstance(entry, dict):
                 raise DecodeError(f"{at}not an object")
-            try:
-                key = parse_node_public(_field(entry, "NodeKey", str, at))
-                signature = None
-                if visible:
-                    sig = _signature(_field(entry, "NodeKeySignature", dict, at), at)
-                    signature = sig.to_cbor()
-            except DecodeError as err:
-                raise DecodeError(err if str(err).startswith(at) else f"{at}{err}") from None
+            key = _parsed(entry, "NodeKey", parse_node_public, at)
+            signature = None
+            if visible:
+                signature = _signature(_field(entry, "NodeKeySignature", dict, at), at).to_cbor()
             name = entry.get("DNSName")
             peers.append(StatusPeer(str(name) if isinstance(name, str) else "", key, signature,
                                     visible))
     return NodeStatus(head_bytes, trusted, node_key, tuple(peers))
 
 
-def _field(doc: dict[str, Any], name: str, kind: type, where: str) -> Any:
+_JSON_TYPES: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
+
+
+def _field(doc: Any, name: str, kind: type, where: str) -> Any:
+    if not isinstance(doc, dict):
+        raise DecodeError(f"{where}not an object")
     value = doc.get(name)
     if not isinstance(value, kind):
-        raise DecodeError(f"{where}{name} is missing or not a {kind.__name__}")
+        raise DecodeError(f"{where}{name} is missing or not {_JSON_TYPES[kind]}")
     return value
 
 
-def _tlpub_bytes(text: str, what: str) -> bytes:
-    if not text.startswith("tlpub:"):
+def _parsed(doc: Any, name: str, parse: Callable[[str], Any], where: str) -> bytes:
+    """A string field in one of Tailscale's text forms, as bytes."""
+    try:
+        return bytes(parse(_field(doc, name, str, where)))
+    except DecodeError as err:
+        text = str(err)
+        raise DecodeError(text if text.startswith(where) else f"{where}{name}: {text}") from None
+
+
+def _tlpub_bytes(text: Any, what: str) -> bytes:
+    if not isinstance(text, str) or not text.startswith("tlpub:"):
         raise DecodeError(f"{what} is not tlpub:<hex>")
     try:
         return bytes.fromhex(text[len("tlpub:"):])
@@ -110,21 +120,30 @@ def _tlpub_bytes(text: str, what: str) -> bytes:
 
 def _signature(doc: dict[str, Any], where: str, depth: int = 0) -> NodeKeySignature:
     if depth > 16:
-        raise DecodeError(f"{where}NodeKeySignature nests too deeply")
+        raise DecodeError(f"{where}NodeKeySignature nests more than 16 levels deep")
     kind = _KINDS.get(str(doc.get("SigKind")))
     if kind is None:
         raise DecodeError(f"{where}SigKind {json.dumps(doc.get('SigKind'))[:20]} is unknown")
     try:
-        signature = base64.urlsafe_b64decode(_field(doc, "Signature", str, where))
+        signature = base64.b64decode(_field(doc, "Signature", str, where), altchars=b"-_",
+                                     validate=True)
     except (binascii.Error, ValueError):
         raise DecodeError(f"{where}Signature is not URL-safe base64") from None
     nested = doc.get("Nested")
+    if nested is not None and not isinstance(nested, dict):
+        raise DecodeError(f"{where}Nested is not an object")
     return NodeKeySignature(
         kind=kind,
-        pubkey=_tlpub_bytes(doc["PublicKey"], "PublicKey") if doc.get("PublicKey") else b"",
-        key_id=_tlpub_bytes(doc["KeyID"], "KeyID") if doc.get("KeyID") else b"",
+        pubkey=_optional_tlpub(doc, "PublicKey", where),
+        key_id=_optional_tlpub(doc, "KeyID", where),
         signature=signature,
-        nested=_signature(nested, where, depth + 1) if isinstance(nested, dict) else None,
-        wrapping_pubkey=(_tlpub_bytes(doc["WrappingPublicKey"], "WrappingPublicKey")
-                         if doc.get("WrappingPublicKey") else b""),
+        nested=None if nested is None else _signature(
+            nested, where if depth else f"{where}Nested: ", depth + 1),
+        wrapping_pubkey=_optional_tlpub(doc, "WrappingPublicKey", where),
     )
+
+
+def _optional_tlpub(doc: dict[str, Any], name: str, where: str) -> bytes:
+    """A `tlpub:<hex>` field Tailscale omits when empty (`omitzero`)."""
+    value = doc.get(name)
+    return b"" if value is None or value == "" else _tlpub_bytes(value, f"{where}{name}")

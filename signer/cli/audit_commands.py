@@ -17,13 +17,13 @@ from pathlib import Path
 
 from signer.audit import (
     audit,
-    open_authority_readonly,
     parse_peer_lines,
     peers_from_status,
     report_html,
     report_human,
     report_json,
 )
+from signer.authority_dir import open_authority_dir
 from signer.cli import UsageError
 from signer.cli.lock_commands import add_json_flag, json_version, read_text_file
 from signer.render import clip_input
@@ -38,7 +38,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     source = args.peers if args.peers is not None else args.status
     name = "stdin" if source == "-" else clip_input(source)
     text = read_text_file(source, dash_is_stdin=True)
-    authority = open_authority_readonly(Path(args.authority))
+    authority = open_authority_dir(Path(args.authority))
     if args.peers is not None:
         peers = parse_peer_lines(text, name)
     else:

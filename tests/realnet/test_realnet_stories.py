@@ -223,6 +223,14 @@ def test_key_additions_and_revocations_signed_on_softhsm_go_through_real_nodes(
     cosigned = n1.tailscale("lock", "revoke-keys", "--cosign", COSIGN.findall(started)[0]).stdout
     n1.tailscale("lock", "revoke-keys", "--finish", FINISH.findall(cosigned)[0])
     net.wait_for(lambda: n3.lock_key not in trusted(n1), SYNC, "n3's key revoked on n1")
+    wait_same_head(net, [n1, n3])
+
+    # Last, the node's own key goes: from now on only the HSM holds a lock key.
+    directory = copy_authority(n1, tmp_path / "authority")
+    out = tka(env, "remove", "--yes", "--authority", str(directory), "--key", hsm, n1.lock_key)
+    n3.tailscale("lock", "revoke-keys", "--finish", FINISH.findall(out)[0])
+    net.wait_for(lambda: trusted(n1) == {hsm_pub} and trusted(n3) == {hsm_pub}, SYNC,
+                 "the HSM key to be the only trusted key")
 
 
 def _forge_rotation(direct: NodeKeySignature, new_node_key: bytes) -> bytes:

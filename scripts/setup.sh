@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(softhsm2 opensc libsodium-dev pkg-config build-essential cmake libgtest-dev)
+# graphviz: `dot` for `tka log --graph=svg` (and its test).
+APT_PACKAGES=(softhsm2 opensc libsodium-dev pkg-config build-essential cmake libgtest-dev graphviz)
 
 source scripts/apt.sh
 ensure_apt_packages "${APT_PACKAGES[@]}"

@@ -11,20 +11,18 @@ host name is always checked and there is no way to turn verification off.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import random
-import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from signer.render import clip_input
+from signer import verbose
 from verifier.errors import ControlError
+
+if TYPE_CHECKING:
+    import ssl
 
 Message = dict[str, Any]
 MAX_RESPONSE = 10 * 1024 * 1024
@@ -108,6 +106,8 @@ class HttpTransport:
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.url.startswith("https://"):
             return None
+        import ssl  # only for a service reached over https (start-up time)
+
         if self._context is None:
             cafile = self.ca_file or (Path(os.environ[CA_ENV]) if os.environ.get(CA_ENV) else None)
             try:
@@ -121,6 +121,13 @@ class HttpTransport:
         return self._context
 
     def call(self, endpoint: str, request: Message, credential: str | None = None) -> Message:
+        # Loaded here, not at start-up: most commands never talk HTTP (issue 14 item 4).
+        import http.client
+        import urllib.error
+        import urllib.request
+
+        from signer.render import clip_input
+
         body = json.dumps(request).encode()
         headers = {"Content-Type": "application/json"}
         if credential is not None:
@@ -185,6 +192,8 @@ class ControlClient:
             self.transport.pin_ca(ca_file)
 
     def _call(self, endpoint: str, **fields: Any) -> Message:
+        # The endpoint only: fields can hold a disablement secret, and never the credential.
+        verbose.log("calling the service: %s", endpoint)
         request = {"NodeKey": self.node_key, **fields}
         return _retry_busy(lambda: self.transport.call(endpoint, request, self.credential))
 
@@ -205,6 +214,8 @@ class ControlClient:
         }
         if auth_key is not None:
             request["Auth"] = {"AuthKey": auth_key}
+        verbose.log("calling the service: register %s (%s)", name,
+                    "with an auth key" if auth_key is not None else "without an auth key")
         transport = self.transport
         if as_owner and isinstance(transport, InProcessTransport):
             owner = transport
@@ -250,5 +261,7 @@ def _retry_busy(send: Callable[[], Message]) -> Message:
         try:
             return send()
         except ControlBusy:
+            import random
+
             time.sleep(pause * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
     return send()

@@ -37,6 +37,7 @@ from typing import Any
 
 import nacl.bindings
 
+from signer import verbose
 from signer.render import clip_input
 from verifier.credential import CREDENTIAL_FORM, is_credential, new_credential
 from verifier.errors import DecodeError, StorageError
@@ -183,6 +184,7 @@ class NodeState:
         atomic_create(
             self.node_key_path, (NODE_KEY_PREFIX + os.urandom(32).hex() + "\n").encode(), 0o600
         )
+        verbose.log("wrote a new node key to %s (mode 0600)", self.node_key_path)
         return True
 
     def registered(self) -> bool:
@@ -204,6 +206,7 @@ class NodeState:
             (new_credential() + "\n").encode(),
             0o600,
         )
+        verbose.log("wrote a new node credential to %s (mode 0600)", self.credential_path)
         return True
 
     def credential(self) -> str:
@@ -249,6 +252,7 @@ class NodeState:
 
     def save_config(self, config: NodeConfig) -> None:
         atomic_write(self.config_path, config.to_json(), 0o600)
+        verbose.log("wrote %s", self.config_path)
 
     # -- node key --------------------------------------------------------------------------
 
@@ -284,6 +288,7 @@ class NodeState:
             doomed = self.root / f"tka.deleting{secrets.token_hex(4)}"
             os.replace(self.tka_dir, doomed)
             shutil.rmtree(doomed)
+            verbose.log("removed the local authority %s", self.tka_dir)
 
     # -- local-disable deny-list ------------------------------------------------------------
 

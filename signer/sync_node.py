@@ -8,14 +8,13 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from signer import verbose
 from signer.control_client import ControlClient
 from signer.node import NodeState
 from verifier.aum import AUM
 from verifier.authority import Authority
-from verifier.compaction import compact
 from verifier.errors import ControlError, SyncError, TKAError
 from verifier.storage import FilesystemStorage
-from verifier.sync import SyncOffer, missing_aums, sync_offer
 
 
 @dataclass
@@ -53,14 +52,23 @@ def sync(node: NodeState, client: ControlClient) -> SyncResult:
     netmap = client.netmap()
     info = netmap.get("TKAInfo")
     enabled = info is not None and not info.get("Disabled")
+    if verbose.enabled():
+        lock = "not enabled" if info is None else "disabled" if not enabled else (
+            f"enabled, head {info.get('Head')}")
+        verbose.log("netmap: %d peer(s); tailnet lock on the service: %s",
+                    len(netmap.get("Peers") or []), lock)
     if not enabled:
         if node.tka_present() and info is not None and info.get("Disabled"):
             authority = Authority.open(FilesystemStorage(node.tka_dir))
             secret = client.bootstrap(str(authority.head)).get("DisablementSecret")
             if secret and authority.valid_disablement(base64.b64decode(secret)):
+                verbose.log("sync: the service's disablement secret is valid: removing the "
+                            "local authority %s", node.tka_dir)
                 node.remove_tka()
                 return SyncResult(None, netmap)
             # A wrong secret from control leaves lock enabled here (spec §9).
+            verbose.log("sync: the service disabled tailnet lock without a valid disablement "
+                        "secret: keeping the local authority")
             return SyncResult(authority, netmap)
         if node.tka_present():
             return SyncResult(Authority.open(FilesystemStorage(node.tka_dir)), netmap)
@@ -75,13 +83,25 @@ def sync(node: NodeState, client: ControlClient) -> SyncResult:
         if genesis.state is not None and node.is_disallowed(
             genesis.state.state_id1, genesis.state.state_id2
         ):
+            verbose.log("sync: the service's authority is on this node's deny-list "
+                        "(local-disable): not bootstrapping")
             return SyncResult(None, netmap, disallowed=True)
+        verbose.log("sync: bootstrapping the local authority %s from genesis AUM %s",
+                    node.tka_dir, genesis.hash())
         authority = _bootstrap_locally(node, genesis)
     else:
         authority = Authority.open(FilesystemStorage(node.tka_dir))
 
-    if str(authority.head) != info.get("Head"):
+    if str(authority.head) == info.get("Head"):
+        verbose.log("sync: the local authority %s is at the service's head", node.tka_dir)
+    else:
+        # Only when the heads differ (most runs need neither).
+        from verifier.compaction import compact
+        from verifier.sync import SyncOffer, missing_aums, sync_offer
+
         head, ancestors = sync_offer(authority).to_text()
+        verbose.log("sync: local head %s, service head %s: offering %d ancestor(s)", head,
+                    info.get("Head"), len(ancestors))
         reply = client.sync_offer(head, ancestors)
         if reply["Head"] != str(authority.head):
             try:
@@ -93,8 +113,11 @@ def sync(node: NodeState, client: ControlClient) -> SyncResult:
             received = [AUM.from_cbor(base64.b64decode(a)) for a in reply.get("MissingAUMs") or []]
             if received:
                 authority.inform(received)
+            verbose.log("sync: received %d AUM(s), local head now %s; sending %d AUM(s)",
+                        len(received), authority.head, len(to_send))
             client.sync_send(str(authority.head), [_b64(a.to_cbor()) for a in to_send], False)
         # As tailscaled does after every sync: forget what is old and no longer needed.
         compact(authority.storage, authority.head)
         authority = Authority.open(authority.storage)
+        verbose.log("sync: the local authority %s is at head %s", node.tka_dir, authority.head)
     return SyncResult(authority, netmap)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from signer import verbose
 from signer.backends.base import KeyBackend, SigningContext
 from verifier import ed25519
 from verifier.errors import SignerError
@@ -35,6 +36,8 @@ class VerifiedBackend(KeyBackend):
         return self._inner.public_key()
 
     def _sign_digest(self, digest: bytes, context: SigningContext | None) -> bytes:
+        verbose.log("signing request to %s: %s (SigHash %s)", self._inner.describe(),
+                    context.summary if context is not None else "no description", digest.hex())
         return self._checked(digest, self._inner.sign(digest, context))
 
     def sign_many(
@@ -42,6 +45,8 @@ class VerifiedBackend(KeyBackend):
         items: Sequence[tuple[bytes, SigningContext]],
         on_progress: Callable[[int], None] | None = None,
     ) -> list[bytes]:
+        verbose.log("signing request to %s: %d signatures in one batch", self._inner.describe(),
+                    len(items))
         signatures = self._inner.sign_many(items, on_progress)
         if len(signatures) != len(items):
             raise SignerError(

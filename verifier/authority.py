@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import struct
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from verifier.aum import AUM, MessageKind
 from verifier.chain import fast_forward, oldest_ancestor, state_at
@@ -15,10 +16,12 @@ from verifier.hashes import AUMHash
 from verifier.key import Key
 from verifier.machine import apply_verified, verify_aum
 from verifier.nks import NodeKeySignature, node_key_authorized
-from verifier.signing import AUMSigner
 from verifier.state import State
 from verifier.storage.base import Storage
 from verifier.validate import static_validate
+
+if TYPE_CHECKING:
+    from verifier.signing import AUMSigner
 
 
 def new_state_ids() -> tuple[int, int]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from argon2.low_level import Type, hash_secret_raw
-
 KDF_SALT = b"tailscale network-lock disablement salt"
 KDF_TIME_COST = 4
 KDF_MEMORY_KIB = 16 * 1024
@@ -18,6 +16,9 @@ SECRET_LEN = 32
 
 def disablement_kdf(secret: bytes) -> bytes:
     """Argon2i v0x13, t=4, m=16 MiB, p=4, 32-byte output; secrets of any length as given."""
+    # Loaded on first use: opening an authority must not load Argon2 (start-up time).
+    from argon2.low_level import Type, hash_secret_raw
+
     return hash_secret_raw(
         secret=bytes(secret),
         salt=KDF_SALT,

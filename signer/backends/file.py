@@ -17,6 +17,7 @@ from pathlib import Path
 import nacl.exceptions
 import nacl.signing
 
+from signer import verbose
 from signer.backends.base import KeyBackend, SigningContext
 from signer.render import clip_input
 from verifier.errors import SignerError, StorageError
@@ -101,6 +102,7 @@ def write_new_key_file(path: Path, seed: bytes | None = None) -> bytes:
     try:
         # Whole or absent after a crash: written under a temporary 0600 name, then linked.
         atomic_create(path, text.encode("ascii"), 0o600)
+        verbose.log("wrote a new software key to %s (mode 0600)", path)
     except StorageError as err:
         raise SignerError(str(err)) from None
     return bytes(nacl.signing.SigningKey(seed).verify_key)

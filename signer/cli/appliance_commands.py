@@ -119,6 +119,14 @@ def _print_json(doc: dict[str, Any]) -> None:
     print(json.dumps(doc, indent=2))
 
 
+def _wants_json(args: argparse.Namespace) -> bool:
+    """`--json[=N]` (the flag every command shares, signer.cli.lock_commands), read before the
+    device is touched: a bad value is a usage error, not a half-done command."""
+    from signer.cli.lock_commands import json_version
+
+    return json_version(args.json) != 0
+
+
 # --------------------------------------------------------------------------------------------
 # Commands
 
@@ -126,6 +134,7 @@ def _print_json(doc: dict[str, Any]) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     from verifier.textforms import format_aum_hash
 
+    args.json = _wants_json(args)
     with _open(args) as opened:
         info = opened.info
         head = None
@@ -262,6 +271,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     from signer.backends.appliance.uri import ApplianceUri
 
+    args.json = _wants_json(args)
     with _open(args) as opened:
         _unlocked(opened, args)
         keys = opened.device.list_keys()
@@ -355,6 +365,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     from signer.backends.appliance.identity import IdentityPins
     from signer.backends.appliance.rpc import untrusted_text
 
+    args.json = _wants_json(args)
     pins = IdentityPins()
     with _open(args) as opened:
         pinned = pins.get(opened.path)
@@ -434,6 +445,7 @@ def parse_policy_settings(settings: list[str]) -> dict[str, int | bool]:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
+    args.json = _wants_json(args)
     changes = parse_policy_settings(args.set or [])
     with _open(args) as opened:
         _unlocked(opened, args)
@@ -475,7 +487,9 @@ def register(subparsers: Any) -> None:
                         help="how long to wait for a person to confirm (default 120)")
 
     def reader(parser: argparse.ArgumentParser, schema: str) -> None:
-        parser.add_argument("--json", action="store_true", help=f"JSON output (schema {schema})")
+        from signer.cli.lock_commands import add_json_flag
+
+        add_json_flag(parser, f"schema {schema}")
 
     top = subparsers.add_parser(
         "appliance", help="set up and inspect the signer appliance",

@@ -24,11 +24,11 @@ import nacl.signing
 
 from signer.authority_dir import open_authority_dir
 from signer.backends import open_backend
-from signer.backends.base import KeyBackend, SigningContext
+from signer.backends.base import KeyBackend
 from signer.cli import UsageError
 from signer.cli.lock_commands import CommandError, confirm, json_version, program_name
 from signer.render import LockStatus, clip_input, log_human, log_json, status_human, status_json
-from signer.signing import aum_signer
+from signer.signing import aum_signer, wrap_auth_key
 from verifier import authkey, revocation
 from verifier.aum import AUM
 from verifier.authority import Authority
@@ -36,6 +36,7 @@ from verifier.builder import UpdateBuilder
 from verifier.errors import DecodeError, NotTrustedError, TKAError
 from verifier.key import ed25519_key
 from verifier.nks import NodeKeySignature, SigKind
+from verifier.signing import AUMSigner
 from verifier.textforms import format_aum_hash, format_node_public, format_tlpub
 
 TAILSCALE = "tailscale lock"
@@ -136,6 +137,10 @@ def cmd_log(args: argparse.Namespace) -> int:
     version = json_version(args.json)
     if args.limit < 0:
         raise UsageError("--limit must not be negative")
+    if args.graph is not None:
+        from signer.graph import show_graph
+
+        return show_graph(open_session(args).authority, args.graph, args.json)
     entries = log_entries(open_session(args).authority, args.limit)
     color = sys.stdout.isatty() and "NO_COLOR" not in __import__("os").environ
     sys.stdout.write(log_json(entries) if version else log_human(entries, color=color))
@@ -258,7 +263,7 @@ def _sign_auth_key(args: argparse.Namespace, auth_key: str) -> int:
         signer_text = format_tlpub(backend.public_key())
         if mode == "direct":
             confirm(args, direct_credential_plan(backend), "sign the credential")
-            print(sign_credential(backend, auth_key))
+            print(wrap_auth_key(backend, auth_key))
             return 0
         # Tailscale's own behaviour: a fresh credential key C, trusted by an AddKey the hardware
         # key signs, signs the credential; C's private half is discarded.
@@ -307,26 +312,6 @@ def direct_credential_plan(backend: KeyBackend) -> list[str]:
     ]
 
 
-def sign_credential(backend: KeyBackend, auth_key: str) -> str:
-    """`auth_key` wrapped with a credential the backend's trusted key signs itself (direct
-    mode): a fresh wrapping key W, the credential {KeyID: the lock key, WrappingPubkey: W}."""
-    wrapping_key = nacl.signing.SigningKey.generate()
-    wrapping_public = bytes(wrapping_key.verify_key)
-    unsigned = NodeKeySignature(
-        kind=SigKind.CREDENTIAL, key_id=backend.public_key(), wrapping_pubkey=wrapping_public
-    )
-    signature = backend.sign(
-        unsigned.sig_hash(),
-        SigningContext(
-            purpose="node-key-signature",
-            summary=f"issue a credential for wrapping key {format_tlpub(wrapping_public)}",
-            payload=unsigned.to_cbor(),
-        ),
-    )
-    credential = replace(unsigned, signature=signature)
-    return authkey.wrap(auth_key, credential, bytes(wrapping_key) + wrapping_public)
-
-
 # -- revocation ------------------------------------------------------------------------------------
 
 
@@ -367,7 +352,6 @@ def lost_fork_choice(tally: revocation.RecoveryTally) -> CommandError:
 
 def cmd_revoke_keys(args: argparse.Namespace) -> int:
     from signer.cli.lock_handlers import _check_cosigners, _keys, _read_file_arg
-    from verifier.textforms import parse_fork_from
 
     prog = program_name()
     s = open_session(args)
@@ -400,32 +384,38 @@ def cmd_revoke_keys(args: argparse.Namespace) -> int:
         print("When you are done co-signing, complete the recovery on any node of the tailnet:")
         print(f"\t{TAILSCALE} revoke-keys --finish {revocation.to_blob(aum)}")
         return 0
-    keys = _keys(args.args)
-    revoke = [k.public or b"" for k in keys]
+    revoke = [k.public or b"" for k in _keys(args.args)]
     with s.backends() as backends:
-        signers = [aum_signer(b) for b in backends]
-        if args.fork_from:
-            try:
-                parent = parse_fork_from(args.fork_from)
-            except DecodeError as err:
-                raise UsageError(f"invalid fork-from hash: {err}") from None
-        else:
-            try:
-                parent = revocation.fork_point(s.authority, revoke, signers[0].key_id)
-            except TKAError as err:
-                raise CommandError(f"generation of recovery AUM failed: {err}") from None
-        try:
-            unsigned = revocation.recovery_aum(s.authority, revoke, parent)
-        except TKAError as err:
-            raise CommandError(f"generation of recovery AUM failed: {err}") from None
-        aum = unsigned
-        for signer in signers:
-            aum = signer.sign(aum)
+        aum = start_recovery(s.authority, revoke, [aum_signer(b) for b in backends],
+                             args.fork_from)
     blob = revocation.to_blob(aum)
     print("Run one of the following on another machine with a trusted tailnet lock key:")
     print(f"\t{TAILSCALE} revoke-keys --cosign {blob}")
     print(f"\t{prog} revoke-keys {here} --key URI --cosign {blob}")
     return 0
+
+
+def start_recovery(
+    authority: Authority, revoke: list[bytes], signers: list[AUMSigner], fork_from: str
+) -> AUM:
+    """The recovery checkpoint that revokes `revoke`, forking from `fork_from` (a hash) or
+    from where the reference would, signed by every signer in order."""
+    from verifier.textforms import parse_fork_from
+
+    if fork_from:
+        try:
+            parent = parse_fork_from(fork_from)
+        except DecodeError as err:
+            raise UsageError(f"invalid fork-from hash: {err}") from None
+    try:
+        if not fork_from:
+            parent = revocation.fork_point(authority, revoke, signers[0].key_id)
+        aum = revocation.recovery_aum(authority, revoke, parent)
+    except TKAError as err:
+        raise CommandError(f"generation of recovery AUM failed: {err}") from None
+    for signer in signers:
+        aum = signer.sign(aum)
+    return aum
 
 
 def _tally(authority: Authority, aum: AUM) -> revocation.RecoveryTally:

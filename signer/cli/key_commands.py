@@ -1,8 +1,8 @@
 """`tka key …`: create, list, show and import signing keys; sign node keys in bulk.
 
-    tka key generate <uri>                      new key in a token (or a 0600 file for file:)
+    tka key generate [--json] <uri>             new key in a token (or a 0600 file for file:)
     tka key list [--json] [--module PATH]       initialized tokens and their Ed25519 keys
-    tka key show <uri>                          print the key's tlpub:
+    tka key show [--json] <uri>                 print the key's tlpub:
     tka key import <file-uri> <pkcs11-uri>      move a software key into a token (discouraged)
     tka key sign-nodekeys --key URI --in F --out F [--rotation-key tlpub:…] [--format base64|hex]
                           (--authority DIR | --unchecked) [--yes]
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from signer.backends import open_backend
-from signer.cli.lock_commands import read_text_file
+from signer.cli.lock_commands import add_json_flag, json_version, read_text_file
 from signer.render import clip_input
 from signer.uri import (
     DEFAULT_PKCS11_MODULE,
@@ -35,6 +35,7 @@ from signer.uri import (
 from verifier.errors import SignerError
 
 LIST_SCHEMA = "tka.key-list/1"
+KEY_SCHEMA = "tka.key/1"
 
 
 def tlpub(public: bytes) -> str:
@@ -47,16 +48,18 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("generate", help="generate an Ed25519 key inside a token, or a key file")
     p.add_argument("uri", help="pkcs11:token=…;object=<label>[;id=%%xx] or file:/path")
+    add_json_flag(p, f"schema {KEY_SCHEMA}: public_key, uri")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("list", help="list initialized tokens and their Ed25519 keys")
-    p.add_argument("--json", action="store_true", help=f"JSON output (schema {LIST_SCHEMA})")
+    add_json_flag(p, f"schema {LIST_SCHEMA}")
     p.add_argument("--module", metavar="PATH", help=f"PKCS#11 module (default: ${MODULE_ENV} "
                    f"or {DEFAULT_PKCS11_MODULE})")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("show", help="print a key's public key as tlpub:")
     p.add_argument("uri")
+    add_json_flag(p, f"schema {KEY_SCHEMA}: public_key, uri")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("import", help="import a software key file into a token (prefer generate)")
@@ -88,14 +91,24 @@ def _pkcs11(uri: str) -> Pkcs11Uri:
     return parse_pkcs11_uri(uri)
 
 
+def _print_key(version: int, public: bytes, uri: str) -> None:
+    """A key's public half: `tlpub:…`, or the `tka.key/1` document."""
+    if version:
+        print(json.dumps({"schema": KEY_SCHEMA, "public_key": tlpub(public), "uri": uri},
+                         indent=2))
+    else:
+        print(tlpub(public))
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    version = json_version(args.json)
     scheme = uri_scheme(args.uri)
     if scheme == "file":
         from signer.backends.file import write_new_key_file
 
         path = parse_file_uri(args.uri)
         public = write_new_key_file(path)
-        print(tlpub(public))
+        _print_key(version, public, f"file:{path}")
         print(f"tka: wrote a new software key to {path} (mode 0600)", file=sys.stderr)
         return 0
     if scheme != "pkcs11":
@@ -120,7 +133,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 raise SignerError("the new key's public object does not match its private key")
     finally:
         ts.close()
-    print(tlpub(public))
+    _print_key(version, public, full.to_string())
     print(f"tka: generated Ed25519 key in token {ts.label!r}; use it as: {full.to_string()}",
           file=sys.stderr)
     return 0
@@ -168,8 +181,9 @@ def _list_document(module_path: str) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     module_path = args.module or os.environ.get(MODULE_ENV) or DEFAULT_PKCS11_MODULE
+    version = json_version(args.json)
     doc = _list_document(module_path)
-    if args.json:
+    if version:
         print(json.dumps(doc, indent=2))
         return 0
     if not doc["tokens"]:
@@ -189,12 +203,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    version = json_version(args.json)
     scheme = uri_scheme(args.uri)
     if scheme == "file":
         from signer.backends.file import FileBackend
 
         with FileBackend(parse_file_uri(args.uri)) as backend:
-            print(tlpub(backend.public_key()))
+            _print_key(version, backend.public_key(), args.uri)
         return 0
     if scheme != "pkcs11":
         raise SignerError(f"cannot show {scheme!r} keys; use pkcs11: or file:")
@@ -217,7 +232,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"no Ed25519 public key {uri.key_selector()} on token {ts.label!r}; "
             "`tka key list` shows the keys the token holds"
         )
-    print(tlpub(public))
+    _print_key(version, public, args.uri)
     return 0
 
 

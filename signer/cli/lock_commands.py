@@ -16,7 +16,6 @@ refuse unless `--yes`/`--confirm` is given (exit 2). `init` keeps Tailscale's be
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -59,13 +58,15 @@ def common_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--state",
         metavar="DIR",
-        help="node state directory (default: $XDG_DATA_HOME/tka/node or ~/.local/share/tka/node)",
+        help="node state directory (default: $TKA_STATE, else $XDG_DATA_HOME/tka/node or "
+        "~/.local/share/tka/node)",
     )
     group.add_argument(
         "--control",
         metavar="PATH|URL",
         help="coordination service: a SQLite file for the embedded service, or "
-        "http://127.0.0.1:PORT (default: the embedded service in the data directory)",
+        "http://127.0.0.1:PORT (default: $TKA_CONTROL, else the embedded service in the data "
+        "directory)",
     )
     group.add_argument(
         "--key",
@@ -85,14 +86,28 @@ def common_parser() -> argparse.ArgumentParser:
     return common
 
 
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
+class JsonFlag(argparse.Action):
+    """`--json[=N]`, as `tailscale lock`'s flag: a value only after `=`, so that `--json URI`
+    leaves URI to the command (`signer.cli.go_flags` makes a bare `--json` `--json=true`)."""
+
+    attached_value_only = True
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+
+
+def add_json_flag(parser: argparse.ArgumentParser, schema: str = "schema version 1") -> None:
+    """The one `--json` of every command with JSON output: `--json`/`--json=true` is schema
+    version 1, `--json=false` the human output, `--json=N` version N (`json_version`)."""
     parser.add_argument(
         "--json",
+        action=JsonFlag,
         nargs="?",
         const="true",
         default=None,
         metavar="N",
-        help="JSON output (schema version 1)",
+        help=f"JSON output ({schema}); --json=N asks for schema version N",
     )
 
 
@@ -142,6 +157,8 @@ def read_secret_argument(value: str | None, what: str) -> str:
     `tailscale lock`, discouraged — from argv itself."""
     if value is None or value == "-":
         if sys.stdin.isatty():
+            import getpass
+
             text = getpass.getpass(f"{what}: ")
         else:
             # Bytes, decoded here: how sys.stdin decodes depends on the locale.
@@ -277,6 +294,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = add("log", h.cmd_log, "List changes applied to tailnet lock")
     p.add_argument("--limit", type=int, default=50, metavar="N",
                    help="max number of updates to list (default 50)")
+    p.add_argument("--graph", nargs="?", const="text", default=None, metavar="FORMAT",
+                   help="draw every stored AUM as a tree instead, forks and discarded AUMs "
+                        "included (--limit does not apply): text (default), dot, or svg "
+                        "(needs Graphviz)")
     add_json_flag(p)
 
     p = add("local-disable", h.cmd_local_disable, "Disables tailnet lock for this node only")

@@ -17,17 +17,12 @@ import secrets
 import shutil
 import sys
 import time
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nacl.signing
-
-from signer.backends import open_backend
-from signer.backends.base import KeyBackend
-from signer.backends.file import write_new_key_file
-from signer.bulk import check_rotation_key
+from signer import verbose
 from signer.cli import UsageError
 from signer.cli.lock_commands import (
     CommandError,
@@ -37,7 +32,6 @@ from signer.cli.lock_commands import (
     read_text_file,
 )
 from signer.control_client import ControlClient, ControlUnreachable, open_transport
-from signer.nks_signing import sign_direct_nks, sign_direct_nks_many
 from signer.node import NodeConfig, NodeState, default_control_path, default_state_dir
 from signer.render import (
     LockStatus,
@@ -49,14 +43,10 @@ from signer.render import (
     status_human,
     status_json,
 )
-from signer.signing import aum_signer
 from signer.sync_node import SyncResult, sync
-from verifier import authkey, revocation
 from verifier.aum import AUM, MessageKind
 from verifier.authority import Authority, new_state_ids
-from verifier.builder import UpdateBuilder
 from verifier.chain import MAX_SCAN_ITERATIONS
-from verifier.deeplink import validate_deeplink
 from verifier.disablement import disablement_kdf, new_disablement_secret
 from verifier.errors import (
     ControlError,
@@ -84,10 +74,15 @@ from verifier.textforms import (
     parse_bare_hex,
     parse_disablement_secret,
     parse_disablement_value_arg,
-    parse_fork_from,
     parse_nl_public,
     parse_node_public,
 )
+
+if TYPE_CHECKING:
+    from signer.backends.base import KeyBackend
+
+# What only some commands need is imported where they need it (`from signer.signing import
+# aum_signer` in the functions that sign, …): `tka status` must start fast (issue 14 item 4).
 
 NOT_ENABLED = "tailnet lock is not enabled"
 MISSING_KEYS = "missing argument, expected one or more tailnet lock keys"
@@ -100,14 +95,35 @@ def _b64(data: bytes) -> str:
 # -- sessions -------------------------------------------------------------------------------------
 
 
+STATE_ENV = "TKA_STATE"
+CONTROL_ENV = "TKA_CONTROL"
+
+
 def _node(args: argparse.Namespace) -> NodeState:
-    return NodeState(Path(args.state) if args.state else default_state_dir())
+    """--state, else $TKA_STATE, else the data directory's node."""
+    if args.state:
+        root, source = Path(args.state), "--state"
+    elif os.environ.get(STATE_ENV):
+        root, source = Path(os.environ[STATE_ENV]), f"${STATE_ENV}"
+    else:
+        root, source = default_state_dir(), "the default"
+    verbose.log("state directory %s (%s)", root, source)
+    return NodeState(root)
 
 
 def _control(args: argparse.Namespace) -> str:
-    """--control: an http(s) URL, or the path of the embedded service's database."""
-    control = str(args.control) if args.control else str(default_control_path())
-    if _URL_SCHEME.match(control):
+    """--control (else $TKA_CONTROL): an http(s) URL, or the path of the embedded service's
+    database (default: the data directory's)."""
+    if args.control:
+        control, source = str(args.control), "--control"
+    elif os.environ.get(CONTROL_ENV):
+        control, source = os.environ[CONTROL_ENV], f"${CONTROL_ENV}"
+    else:
+        control, source = str(default_control_path()), "the default"
+    is_url = bool(_URL_SCHEME.match(control))
+    verbose.log("coordination service %s (%s): %s", verbose.address(clip_input(control)), source,
+                "over HTTP" if is_url else "the embedded service in this SQLite file")
+    if is_url:
         _check_service_url(control)  # else "ftp://x" would name a database file ./ftp:/x
     return control
 
@@ -122,6 +138,8 @@ def _check_service_url(url: str) -> None:
         raise UsageError(f"{bad}: use http://HOST:PORT, https://HOST:PORT or a database file")
     if any(ch.isspace() or not ch.isprintable() for ch in url):
         raise UsageError(f"{bad}: a URL has no spaces or control characters")
+    import urllib.parse
+
     try:
         parts = urllib.parse.urlsplit(url)
         _ = parts.port  # raises for a port that is not a number from 0 to 65535
@@ -165,6 +183,9 @@ class Session:
         return uris
 
     def _open(self, uri: str) -> KeyBackend:
+        from signer.backends import open_backend
+
+        verbose.log("opening the lock key %s", verbose.key_uri(uri))
         backend = open_backend(uri)
         try:
             if self.synced.authority is not None:
@@ -307,6 +328,9 @@ def _prepare_registration(
 ) -> tuple[bytes, str | None, str | None]:
     """Make (or, resuming, check and reuse) the node's local state; returns the lock public
     key, the pre-approval signature a wrapped auth key yields, and the enrolment key."""
+    from signer.backends import open_backend
+    from verifier import authkey
+
     if node.config_path.is_file():
         config = node.config()
         if config.name != args.name:
@@ -347,6 +371,9 @@ def _prepare_registration(
 
 def _file_lock_key(node: NodeState) -> bytes:
     """The state directory's file lock key: the one a killed run made, else a new one."""
+    from signer.backends import open_backend
+    from signer.backends.file import write_new_key_file
+
     if node.file_lock_key_path.exists():
         with open_backend(f"file:{node.file_lock_key_path}") as backend:
             return backend.public_key()
@@ -382,6 +409,10 @@ def _forget_unregistered(node: NodeState, created_root: bool, existed: set[Path]
 
 def _signature_from_auth_key(text: str, node_key: bytes) -> str | None:
     """A wrapped auth key (spec §11.2) becomes a rotation NKS over the credential."""
+    import nacl.signing
+
+    from verifier import authkey
+
     wrapped = authkey.unwrap(text)
     if wrapped is None:
         return None
@@ -399,6 +430,8 @@ def _signature_from_auth_key(text: str, node_key: bytes) -> str | None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from signer.signing import aum_signer
+
     keys: list[Key] = []
     values: list[bytes] = []
     for i, arg in enumerate(args.args, start=1):
@@ -482,6 +515,8 @@ def _enable(
     """Init's exchange with the service (spec §13.4): send the genesis, sign every existing
     node under it (an appliance enrolls the genesis it has just signed, then confirms the
     whole batch once), and commit."""
+    from signer.nks_signing import sign_direct_nks_many
+
     backend.track(authority)
     need = s.client.init_begin(_b64(genesis.to_cbor()))["NeedSignatures"]
     blobs = sign_direct_nks_many(
@@ -602,6 +637,10 @@ def cmd_log(args: argparse.Namespace) -> int:
     with session(args) as s:
         if s.authority is None:
             raise CommandError("Tailnet Lock is not enabled")
+        if args.graph is not None:
+            from signer.graph import show_graph
+
+            return show_graph(s.authority, args.graph, args.json)
         entries: list[tuple[bytes, AUM]] = []
         cursor: AUM | None = s.authority.head_aum
         while cursor is not None and len(entries) < args.limit:
@@ -654,6 +693,9 @@ def _on_active_chain(authority: Authority, h: bytes) -> bool:
 def _modify(s: Session, add: list[Key], remove: list[bytes], plan: list[str], action: str) -> None:
     """Build, sign and submit the change on the current head; when another update got there
     first, sync, rebuild what is still to do on the new head and sign again (saying so)."""
+    from signer.signing import aum_signer
+    from verifier.builder import UpdateBuilder
+
     # Ask before any key is touched: an appliance would otherwise show its screen first.
     confirm(s.args, plan, action)
     with s.backends() as backends:
@@ -702,6 +744,8 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    from signer.nks_signing import sign_direct_nks
+
     keys = _keys(args.keys)
     with session(args) as s:
         authority = s.require_authority()
@@ -748,6 +792,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    from verifier import authkey
+
     words = [_read_file_arg(a) for a in args.args]
     if args.deeplink is not None:
         if words:
@@ -767,6 +813,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def parse_sign_words(words: list[str]) -> tuple[bytes, bytes]:
     """`<node-key> [<rotation-key>]`: the node key and the rotation key (b"" if none)."""
+    from signer.bulk import check_rotation_key
+
     if not 1 <= len(words) <= 2:
         raise UsageError("usage: tka sign <node-key> [<rotation-key>]")
     try:
@@ -789,6 +837,9 @@ def parse_sign_words(words: list[str]) -> tuple[bytes, bytes]:
 def _sign_deeplink(args: argparse.Namespace, link: str) -> int:
     """Sign what a signing deeplink (spec §12) names: its node key, with its tailnet-lock key
     as the rotation key, after checking its MAC with the authority's StateID1."""
+    from signer.bulk import check_rotation_key
+    from verifier.deeplink import validate_deeplink
+
     with session(args) as s:
         authority = s.require_authority()
         checked = validate_deeplink(link, authority.state.state_id1)
@@ -814,6 +865,8 @@ def _sign_deeplink(args: argparse.Namespace, link: str) -> int:
 def _sign_node_key(
     s: Session, node_key: bytes, rotation: bytes, deeplink: str | None, extra_plan: list[str]
 ) -> None:
+    from signer.nks_signing import sign_direct_nks
+
     authority = s.require_authority()
     with s.backend() as backend:
         if not authority.key_trusted(backend.public_key()):
@@ -838,6 +891,10 @@ def _read_file_arg(arg: str) -> str:
 def _sign_auth_key(args: argparse.Namespace, auth_key: str) -> int:
     """Spec §11.1: a fresh credential key C, trusted by an AddKey we sign; C signs a credential
     for a fresh wrapping key W; C's private half is discarded."""
+    import nacl.signing
+
+    from verifier import authkey
+
     if authkey.SEPARATOR in auth_key:
         raise CommandError("provided key was already wrapped")
     if args.mode == "direct":
@@ -885,14 +942,15 @@ def _sign_auth_key(args: argparse.Namespace, auth_key: str) -> int:
 def _sign_auth_key_direct(args: argparse.Namespace, auth_key: str) -> int:
     """`--mode direct`: the lock key signs the credential itself; nothing is added to the
     authority (docs/tailscale.md weighs the two modes)."""
-    from signer.cli.authority_handlers import direct_credential_plan, sign_credential
+    from signer.cli.authority_handlers import direct_credential_plan
+    from signer.signing import wrap_auth_key
 
     with session(args) as s:
         authority = s.require_authority()
         with s.backend() as backend:
             _require_trusted(authority, backend.public_key())
             confirm(args, direct_credential_plan(backend), "sign the credential")
-            wrapped = sign_credential(backend, auth_key)
+            wrapped = wrap_auth_key(backend, auth_key)
     print(wrapped)
     return 0
 
@@ -992,6 +1050,9 @@ def _check_recovery_won(authority: Authority, recovery: AUM) -> None:
 
 
 def cmd_revoke_keys(args: argparse.Namespace) -> int:
+    from signer.signing import aum_signer
+    from verifier import revocation
+
     prog = program_name()
     if args.cosign or args.finish:
         if not args.args:
@@ -1045,21 +1106,10 @@ def cmd_revoke_keys(args: argparse.Namespace) -> int:
         authority = s.require_authority()
         revoke = [k.public or b"" for k in keys]
         with s.backends() as backends:
-            signers = [aum_signer(b) for b in backends]
-            if args.fork_from:
-                try:
-                    parent = parse_fork_from(args.fork_from)
-                except DecodeError as err:
-                    raise UsageError(f"invalid fork-from hash: {err}") from None
-            else:
-                parent = revocation.fork_point(authority, revoke, signers[0].key_id)
-            try:
-                unsigned = revocation.recovery_aum(authority, revoke, parent)
-            except TKAError as err:
-                raise CommandError(f"generation of recovery AUM failed: {err}") from None
-            aum = unsigned
-            for signer in signers:
-                aum = signer.sign(aum)
+            from signer.cli.authority_handlers import start_recovery
+
+            aum = start_recovery(authority, revoke, [aum_signer(b) for b in backends],
+                                 args.fork_from)
     print("Run the following command on another machine with a trusted tailnet lock key:")
     print(f"\t{prog} revoke-keys --cosign {revocation.to_blob(aum)}")
     return 0

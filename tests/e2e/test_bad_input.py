@@ -350,7 +350,6 @@ def _control_cases() -> Iterator[Case]:
 
 
 USAGE: dict[str, tuple[str, ...]] = {
-    "no-command": (),
     "unknown-command": ("frobnicate",),
     "unknown-option": ("status", "--frobnicate"),
     "bad-int": ("log", "--limit", "many"),
@@ -371,6 +370,10 @@ def _usage_cases() -> Iterator[Case]:
         state = "admin" if kind.startswith(("status", "bad-")) else None
         yield Case(f"usage/{kind}", argv, state, control="{root}/control.db" if state else None,
                    code=2)
+    # No command is `tka status` with its defaults (as `tailscale lock` alone is `lock status`):
+    # here a data directory without a node, so status's own one line.
+    yield Case("usage/no-command", (), None, None, code=1,
+               says=r"^tka: no node state in .*xdg/tka/node; run 'tka node register")
 
 
 LONG = "x" * 5000

@@ -28,6 +28,8 @@ def test_the_runtime_imports_no_undeclared_or_test_only_package() -> None:
         "import importlib\n"
         "[importlib.import_module(m) for m in COMMAND_MODULES]\n"
         "import signer.backends.pkcs11, signer.backends.appliance.backend\n"
+        # What is imported only where it is used (start-up time, issue 14 item 4).
+        "from verifier.disablement import disablement_kdf; disablement_kdf(b'')\n"
         "print('\\n'.join(sorted({n.split('.')[0] for n in sys.modules})))\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
@@ -36,7 +38,8 @@ def test_the_runtime_imports_no_undeclared_or_test_only_package() -> None:
     loaded = set(proc.stdout.split())
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     modules = {"cffi": "_cffi_backend", "cbor2": "cbor2", "PyNaCl": "nacl",
-               "argon2-cffi": "argon2", "python-pkcs11": "pkcs11", "pyserial": "serial"}
+               "argon2-cffi": "argon2", "python-pkcs11": "pkcs11", "pyserial": "serial",
+               "shtab": "shtab"}
     names = [d.split(">")[0].split("=")[0].strip() for d in declared]
     assert set(names) == set(modules), "a runtime dependency without a module to check"
     for name in names:

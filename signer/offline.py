@@ -20,7 +20,9 @@ on its own. It keeps a pinned copy in a directory of its own (Tailscale's filesy
 
 Online, `make_request` packs what to sign (a node key and optional rotation key) with the
 active chain from the oldest stored ancestor to the head, and `check_response` verifies the
-returned signature against the current authority before it is submitted.
+returned signature against the current authority before it is submitted. That is version 1 of
+the files, still read and still written for a single node key; version 2, many items of several
+kinds in one request (what the CLI uses), is signer/offline_items.py.
 """
 
 from __future__ import annotations
@@ -72,7 +74,11 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _load(text: str, kinds: Sequence[str]) -> dict[str, Any]:
+def _load(
+    text: str, kinds: Sequence[str], versions: Sequence[int] = (VERSION,)
+) -> dict[str, Any]:
+    """The JSON object of a file of one of `kinds`, at one of `versions` (version 2 requests
+    and responses, with many items, are signer/offline_items.py)."""
     want = " or ".join(kinds)
     try:
         doc = json.loads(text)
@@ -82,9 +88,10 @@ def _load(text: str, kinds: Sequence[str]) -> dict[str, Any]:
         raise DecodeError(f"not a {want} file: {err}") from None
     if not isinstance(doc, dict) or doc.get("Kind") not in kinds:
         raise DecodeError(f"not a {want} file")
-    if doc.get("Version") != VERSION:
-        version = doc.get("Version")
-        raise DecodeError(f"{doc['Kind']} version {version!r} is not supported (want {VERSION})")
+    version = doc.get("Version")
+    if type(version) is not int or version not in versions:
+        wanted = " or ".join(str(v) for v in versions)
+        raise DecodeError(f"{doc['Kind']} version {version!r} is not supported (want {wanted})")
     return doc
 
 
@@ -159,7 +166,10 @@ class AuthorityExport:
     @classmethod
     def from_json(cls, text: str) -> AuthorityExport:
         """An authority file, or a request file (it carries the same chain)."""
-        doc = _load(text, (AUTHORITY_KIND, REQUEST_KIND))
+        doc = _load(text, (AUTHORITY_KIND, REQUEST_KIND), (VERSION, 2))
+        if doc["Kind"] == AUTHORITY_KIND and doc["Version"] != VERSION:
+            raise DecodeError(f"{AUTHORITY_KIND} version {doc['Version']} is not supported "
+                              f"(want {VERSION})")
         return cls(_chain_field(doc, "authority file"))
 
 

@@ -98,15 +98,10 @@ def filter_netmap(
 def _rotation_details(nks: NodeKeySignature) -> tuple[list[bytes], NodeKeySignature | None]:
     """The node keys a rotation chain replaced, newest first, and its first non-rotation
     signature (the reference's RotationDetails)."""
-    previous: list[bytes] = []
     level = nks.nested
-    while level is not None:
-        if level.pubkey:
-            previous.append(level.node_key())
-        if level.kind != SigKind.ROTATION:
-            break
+    while level is not None and level.kind == SigKind.ROTATION:
         level = level.nested
-    return previous, level
+    return nks.previous_node_keys(), level
 
 
 def forgeable_reason(nks: NodeKeySignature) -> str:

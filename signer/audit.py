@@ -8,8 +8,10 @@ come from either
 - a peers file, one per line: `nodekey:<hex> <signature>`, the signature as in a netmap's
   KeySignature (standard base64) or hex, an optional `# name` after it; blank lines and `#`
   comment lines are skipped (`tka peers export` writes one); or
-- what a real node printed with `tailscale lock status --json` (signer.status_json): then the
-  node's own visible/filtered split is compared with ours, and any difference is reported.
+- what a real node printed with `tailscale lock status --json`, or its LocalAPI's
+  ipnstate.TailnetLockStatus (signer.status_json; a peers file that turns out to be one is read
+  as one): then the node's own visible/filtered split is compared with ours, and any
+  difference is reported.
 Verdicts are tailscaled's netmap filter (verifier.netmap_filter): the signature check of every
 peer in one native `verify_peers` call, then the key-rotation rule.
 """
@@ -35,7 +37,11 @@ from verifier.nks import NodeKeySignature, sig_kind_name
 from verifier.textforms import format_aum_hash, format_node_public, format_tlpub, parse_node_public
 
 _HEX = set(string.hexdigits)
-SCHEMA_VERSION = "2"  # 1: Head, TrustedKeys, Peers[Line, NodeKey, Authorized, Reason]
+# 1: Head, TrustedKeys, Peers[Line, NodeKey, Authorized, Reason]; 2 added Name, Forgeable,
+# NodeVerdict and the counts. Within a version fields are only ever added (Input, Visible,
+# Exempt and Filtered were, within 2), never renamed or removed.
+SCHEMA_VERSION = "2"
+INPUT_PEERS = "peers file"
 
 
 @dataclass(frozen=True)
@@ -45,18 +51,25 @@ class PeerInput:
     node_key: bytes
     signature: bytes | None
     node_visible: bool | None = None  # what the node itself decided, when known
+    signature_omitted: bool = False  # the status form leaves this peer's signature out
 
 
 @dataclass(frozen=True)
 class AuditedPeer:
     peer: PeerInput
-    authorized: bool
+    authorized: bool  # its signature authorizes its node key and the rotation rule keeps it
     reason: str
     forgeable: str
+    exempt: bool = False  # kept without a signature: not subject to tailnet lock
+
+    @property
+    def visible(self) -> bool:
+        """Whether the node keeps it: authorized, or exempt."""
+        return self.authorized or self.exempt
 
     @property
     def disagrees(self) -> bool:
-        return self.peer.node_visible is not None and self.peer.node_visible != self.authorized
+        return self.peer.node_visible is not None and self.peer.node_visible != self.visible
 
 
 @dataclass(frozen=True)
@@ -64,10 +77,16 @@ class AuditReport:
     head: bytes
     trusted_keys: int
     peers: tuple[AuditedPeer, ...]
+    source: str = INPUT_PEERS  # what the peers were read from
 
     @property
     def unauthorized(self) -> tuple[AuditedPeer, ...]:
-        return tuple(p for p in self.peers if not p.authorized)
+        """The peers the node drops (exempt ones are kept)."""
+        return tuple(p for p in self.peers if not p.visible)
+
+    @property
+    def exempt(self) -> tuple[AuditedPeer, ...]:
+        return tuple(p for p in self.peers if p.exempt)
 
     @property
     def forgeable(self) -> tuple[AuditedPeer, ...]:
@@ -124,27 +143,43 @@ def peers_from_status(status: NodeStatus, authority: Authority, source: str) -> 
     if status.trusted_keys != ours:
         raise StorageError(f"{source} lists other trusted keys than the authority directory: "
                            "they belong to different tailnets")
-    return [PeerInput(0, p.name, p.node_key, p.signature, p.visible) for p in status.peers]
+    return [PeerInput(0, p.name, p.node_key, p.signature, p.visible, p.omitted)
+            for p in status.peers]
 
 
 # A filtered peer in a node's status carries no signature (Tailscale's schema leaves it out).
 FILTERED_UNSIGNED = ("filtered by the node, whose status leaves out a filtered peer's signature; "
                      "audit the coordination server's netmap (tka peers export) for the reason")
+# The zero signature in a status: the peer had no signature, or one the node could not decode.
+NO_SIGNATURE = ("missing signature (or one the node could not decode: its status shows the "
+                "empty signature for both)")
+# A peer a node shows without a signature: the only way tailscaled keeps one is the coordination
+# server's UnsignedPeerAPIOnly mark (no network access, only this node's peer API).
+EXEMPT = ("not subject to tailnet lock: the node shows it without a signature, which tailscaled "
+          "does only for a peer the coordination server marks UnsignedPeerAPIOnly (peer API "
+          "only, no network access)")
 
 
-def audit(authority: Authority, peers: list[PeerInput]) -> AuditReport:
+def audit(authority: Authority, peers: list[PeerInput], source: str = INPUT_PEERS) -> AuditReport:
     results = filter_netmap(authority, [(p.node_key, p.signature) for p in peers])
     audited = []
     for p, r in zip(peers, results, strict=True):
         reason = r.reason
-        if p.signature is None and p.node_visible is False:
-            reason = FILTERED_UNSIGNED
+        exempt = False
+        if p.signature is None and p.node_visible is not None:
+            if p.signature_omitted:
+                reason = FILTERED_UNSIGNED
+            elif p.node_visible:
+                reason, exempt = EXEMPT, True
+            else:
+                reason = NO_SIGNATURE
         warning = forgeable_warning(p.signature) if p.signature else ""
-        audited.append(AuditedPeer(p, r.visible, reason, warning or r.forgeable))
+        audited.append(AuditedPeer(p, r.visible, reason, warning or r.forgeable, exempt))
     return AuditReport(
         head=bytes(authority.head),
         trusted_keys=len(authority.state.trusted_keys),
         peers=tuple(audited),
+        source=source,
     )
 
 
@@ -182,13 +217,19 @@ def _who(p: AuditedPeer) -> str:
 
 
 def report_human(report: AuditReport) -> str:
-    bad = report.unauthorized
+    bad, exempt = report.unauthorized, report.exempt
     lines = [
         f"authority head: {format_aum_hash(report.head)} ({report.trusted_keys} trusted keys)",
-        f"{len(report.peers)} peers: {len(report.peers) - len(bad)} authorized, "
-        f"{len(bad)} not authorized",
+        f"peers from: {report.source}",
+        f"{len(report.peers)} peers: {len(report.peers) - len(bad) - len(exempt)} authorized, "
+        f"{len(bad)} not authorized" + (f", {len(exempt)} exempt" if exempt else ""),
     ]
     lines += [f"{_who(p)}: {p.reason}" for p in bad]
+    if exempt:
+        lines.append(f"NOTE: {len(exempt)} peer(s) the node keeps without a signature, not "
+                     "subject to tailnet lock (the coordination server's UnsignedPeerAPIOnly: "
+                     "peer API only, no network access):")
+        lines += [f"  {_who(p)}" for p in exempt]
     if report.forgeable:
         lines.append(f"WARNING: {len(report.forgeable)} signature(s) anyone can extend with a "
                      "forged rotation (re-sign these nodes with a rotation key: tka sign "
@@ -206,6 +247,7 @@ def report_human(report: AuditReport) -> str:
 def report_json(report: AuditReport) -> str:
     doc = {
         "SchemaVersion": SCHEMA_VERSION,
+        "Input": report.source,
         "Head": format_aum_hash(report.head),
         "TrustedKeys": report.trusted_keys,
         "Peers": [
@@ -218,9 +260,13 @@ def report_json(report: AuditReport) -> str:
                 "Forgeable": p.forgeable,
                 "NodeVerdict": None if p.peer.node_visible is None
                 else ("visible" if p.peer.node_visible else "filtered"),
+                "Visible": p.visible,
+                "Exempt": p.exempt,
             }
             for p in report.peers
         ],
+        "Visible": sum(p.visible for p in report.peers),
+        "Filtered": len(report.unauthorized),
         "Forgeable": len(report.forgeable),
         "Disagreements": len(report.disagreements),
     }
@@ -233,14 +279,14 @@ def report_html(report: AuditReport, authority: Authority) -> str:
     e = html.escape
     rows = []
     for p in report.peers:
-        state = "odd" if p.disagrees else ("ok" if p.authorized else "bad")
+        state = "odd" if p.disagrees else ("ok" if p.visible else "bad")
         node = ("" if p.peer.node_visible is None
                 else "shows it" if p.peer.node_visible else "filters it")
         rows.append(
             f"<tr class={state}><td>{e(p.peer.name)}</td><td><code>"
             f"{e(format_node_public(p.peer.node_key))}</code></td><td>"
-            f"{'authorized' if p.authorized else 'dropped'}</td><td>{e(p.reason)}</td><td>"
-            f"{e(node)}</td><td>{e(p.forgeable)}</td></tr>"
+            f"{'authorized' if p.authorized else 'exempt' if p.exempt else 'dropped'}</td><td>"
+            f"{e(p.reason)}</td><td>{e(node)}</td><td>{e(p.forgeable)}</td></tr>"
         )
     keys = "".join(f"<li><code>{e(format_tlpub(k.public or b''))}</code> ({k.votes} votes)</li>"
                    for k in authority.keys())
@@ -250,7 +296,8 @@ def report_html(report: AuditReport, authority: Authority) -> str:
         " #ddd;text-align:left}tr.bad{background:#fee}tr.odd{background:#fc6}"
         "code{font-size:.85em}</style></head><body>"
         f"<h1>Tailnet-lock audit</h1><p>Authority head <code>{format_aum_hash(report.head)}"
-        f"</code>; {len(report.peers)} peers, {len(report.unauthorized)} dropped, "
+        f"</code>; peers from {e(report.source)}; {len(report.peers)} peers, "
+        f"{len(report.unauthorized)} dropped, {len(report.exempt)} exempt, "
         f"{len(report.forgeable)} forgeable, {len(report.disagreements)} disagreements with the "
         f"node.</p><h2>Trusted keys</h2><ul>{keys}</ul><h2>Peers</h2><table><tr><th>name</th>"
         "<th>node key</th><th>verdict</th><th>reason</th><th>the node</th><th>warning</th></tr>"

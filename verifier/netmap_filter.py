@@ -76,6 +76,7 @@ def filter_netmap(
         live = sorted((c for c in chain if c[0] not in obsolete), key=lambda c: -c[1])
         if len(live) >= 2 and live[0][1] == live[1][1]:
             tied.update(k for k, _ in live)
+            obsolete.update(k for k, _ in live)  # as the reference, for the groups after it
         else:
             obsolete.update(k for k, _ in live[1:])
 

@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "local-disable": (_LOCK, "Disables tailnet lock for this node only"),
     "revoke-keys": (_LOCK, "Revoke compromised tailnet-lock keys"),
     "node": (_LOCK, "Manage this node's registration"),
-    "offline": ("signer.cli.offline_commands", "sign node keys on an air-gapped workstation"),
+    "offline": ("signer.cli.offline_commands", "sign on an air-gapped workstation"),
     "audit": (
         "signer.cli.audit_commands",
         "check peers' node-key signatures against an authority directory (read-only)",

@@ -4,9 +4,11 @@ anyone could extend with a forged rotation.
 
     tka audit --authority DIR (--peers FILE | --status FILE) [--json] [--html FILE]
 
---status takes what a real node printed with `tailscale lock status --json`; the node's own
-visible/filtered split is then compared with the audit's.
-Exit codes: 0 every peer is authorized and nothing disagrees, 1 otherwise (or an error), 2 usage.
+--status takes what a real node printed with `tailscale lock status --json` (or its LocalAPI's
+/localapi/v0/tka/status); the node's own visible/filtered split is then compared with the
+audit's. A --peers file that is such a JSON document is read as one.
+Exit codes: 0 every peer is kept (authorized, or exempt from tailnet lock) and nothing
+disagrees, 1 otherwise (or an error), 2 usage.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from signer.audit import (
+    INPUT_PEERS,
     audit,
     parse_peer_lines,
     peers_from_status,
@@ -39,11 +42,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     name = "stdin" if source == "-" else clip_input(source)
     text = read_text_file(source, dash_is_stdin=True)
     authority = open_authority_dir(Path(args.authority))
-    if args.peers is not None:
-        peers = parse_peer_lines(text, name)
+    # A peers line starts with `nodekey:` or `#`: a file that starts with `{` is a status.
+    if args.peers is not None and not text.lstrip().startswith("{"):
+        peers, source_form = parse_peer_lines(text, name), INPUT_PEERS
     else:
-        peers = peers_from_status(parse_status(text, name), authority, name)
-    report = audit(authority, peers)
+        status = parse_status(text, name)
+        peers, source_form = peers_from_status(status, authority, name), status.form
+    report = audit(authority, peers, source_form)
     if args.html:
         atomic_write(Path(args.html), report_html(report, authority).encode())
     sys.stdout.write(report_json(report) if version else report_human(report))
@@ -67,12 +72,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--peers",
         metavar="FILE",
-        help="one `nodekey:<hex> <signature> [# name]` per line (base64 or hex); - for stdin",
+        help="one `nodekey:<hex> <signature> [# name]` per line (base64 or hex); - for stdin;"
+        " a status JSON given here is read as --status",
     )
     parser.add_argument(
         "--status",
         metavar="FILE",
-        help="the output of `tailscale lock status --json` on the node the directory is from",
+        help="the output of `tailscale lock status --json` (or the LocalAPI's tka/status) on "
+        "the node the directory is from",
     )
     parser.add_argument("--html", metavar="FILE", help="also write a one-file HTML report")
     add_json_flag(parser)

@@ -1,8 +1,9 @@
 """`tka peers export`: the peers file `tka audit --peers` reads, one
 `nodekey:<hex> <base64 signature> # <name>` per signed peer, from a node of ours (the netmap
 its coordination service hands out, unfiltered: the audit then decides) or from what a real
-node printed with `tailscale lock status --json` (its visible peers; filtered ones carry no
-signature there).
+node printed with `tailscale lock status --json` (its visible peers: filtered ones carry no
+signature there) or its LocalAPI's /localapi/v0/tka/status (every peer with a signature,
+filtered ones included).
 
     tka peers export --out FILE [--state DIR --control …]
     tka peers export --out FILE --status status.json
@@ -66,5 +67,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="write the peers file `tka audit --peers` reads")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write ('-': stdout)")
     p.add_argument("--status", metavar="FILE",
-                   help="read the peers from `tailscale lock status --json` output instead")
+                   help="read the peers from `tailscale lock status --json` output (or the "
+                   "LocalAPI's tka/status) instead")
     p.set_defaults(func=cmd_export)

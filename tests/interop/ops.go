@@ -5,8 +5,8 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -697,6 +697,21 @@ var ops = map[string]func(*server, *request) (response, error){
 			return nil, err
 		}
 		return response{"text": out.String()}, nil
+	},
+
+	// status_ipnstate_json: the same status as ipnstate.TailnetLockStatus marshalled as it is,
+	// what tailscaled's LocalAPI answers at /localapi/v0/tka/status (and what
+	// `tailscale lock status --json` printed before its versioned envelope).
+	"status_ipnstate_json": func(_ *server, r *request) (response, error) {
+		st, err := statusToGo(r.Status)
+		if err != nil {
+			return nil, badRequest("status: %v", err)
+		}
+		out, err := json.MarshalIndent(st, "", "\t")
+		if err != nil {
+			return nil, err
+		}
+		return response{"text": string(out)}, nil
 	},
 
 	// resign: tka.ResignNKS (a node re-signing its signature for a new node key).

@@ -23,8 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from conftest import AUTH_KEY
-from realnet_harness import RealNode, RealTailnet
+from realnet_harness import AUTH_KEY, RealNode, RealTailnet
 
 from verifier import revocation
 from verifier.aum import MessageKind

@@ -3,10 +3,14 @@ against its authority directory with tailscaled's netmap filter (the key-rotatio
 included), forgeable signatures warned about, an HTML report, and bad input refused in one
 line with the directory untouched.
 
-Each status document is written twice: by our own `tka status --json` writer (which
-tests/interop proves byte-identical to Tailscale's) and, when the Go oracle of tests/interop
-is built, by Tailscale's own encoder (tslockjsonv1.StatusResponse of a real
-ipnstate.TailnetLockStatus)."""
+Each status document is written in both of Tailscale's forms, each twice:
+- `tailscale lock status --json` (SchemaVersion "1"): by our own `tka status --json` writer
+  (which tests/interop proves byte-identical to Tailscale's) and, when the Go oracle of
+  tests/interop is built, by Tailscale's own encoder (tslockjsonv1.StatusResponse of a real
+  ipnstate.TailnetLockStatus);
+- the ipnstate.TailnetLockStatus itself as the LocalAPI's tka/status marshals it (filtered
+  peers with their signatures): by `_ipnstate_json` below, following Go's encoding/json rules,
+  and by Go's json.MarshalIndent of the real struct (the test that both agree is below)."""
 
 from __future__ import annotations
 
@@ -23,19 +27,19 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from signer.audit import FILTERED_UNSIGNED
+from signer.audit import EXEMPT, FILTERED_UNSIGNED, NO_SIGNATURE
 from signer.cli import main
-from signer.render import LockStatus, PeerView, status_json
-from signer.status_json import parse_status
+from signer.render import LockStatus, PeerView, key_kind_name, status_json
+from signer.status_json import FORM_IPNSTATE, FORM_V1, parse_status
 from verifier.authority import Authority, new_state_ids
 from verifier.disablement import disablement_kdf
 from verifier.key import Key, ed25519_key
-from verifier.netmap_filter import ROTATED
+from verifier.netmap_filter import ROTATED, ROTATION_TIE
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.signing import AUMSigner
 from verifier.state import State
 from verifier.storage import FilesystemStorage
-from verifier.textforms import format_node_public, node_key_binary
+from verifier.textforms import format_nlpub, format_node_public, node_key_binary
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
 ADMIN = SigningKey(bytes(range(32)))
@@ -44,7 +48,23 @@ ADMIN = SigningKey(bytes(range(32)))
 IDENTITY_NONCANONICAL = bytes([0xEE]) + b"\xff" * 30 + b"\x7f"
 IDENTITY_SIG = bytes([1]) + bytes(63)
 
-Render = Callable[[LockStatus, dict[bytes, NodeKeySignature]], str]
+Writer = Callable[[LockStatus, dict[bytes, NodeKeySignature]], str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Render:
+    """One way of writing a node's status: `form` is which of Tailscale's two forms."""
+
+    name: str
+    form: str
+    write: Writer
+
+    def __call__(self, st: LockStatus, filtered_sigs: dict[bytes, NodeKeySignature]) -> str:
+        return self.write(st, filtered_sigs)
+
+    @property
+    def has_filtered_signatures(self) -> bool:
+        return self.form == FORM_IPNSTATE
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -95,6 +115,43 @@ def _ours(st: LockStatus, _: dict[bytes, NodeKeySignature]) -> str:
     return status_json(st)
 
 
+def _b64(data: bytes) -> str | None:
+    return base64.b64encode(data).decode() if data else None  # a nil []byte is null
+
+
+def _go_nks(nks: NodeKeySignature | None) -> dict[str, object]:
+    """tka.NodeKeySignature through Go's encoding/json (no JSON tags): SigKind a number, the
+    byte fields standard base64 or null; None is the zero signature."""
+    nks = nks or NodeKeySignature(kind=0)
+    return {"SigKind": nks.kind, "Pubkey": _b64(nks.pubkey), "KeyID": _b64(nks.key_id),
+            "Signature": _b64(nks.signature),
+            "Nested": None if nks.nested is None else _go_nks(nks.nested),
+            "WrappingPubkey": _b64(nks.wrapping_pubkey)}
+
+
+def _ipnstate_json(st: LockStatus, filtered_sigs: dict[bytes, NodeKeySignature]) -> str:
+    """ipnstate.TailnetLockStatus as the LocalAPI's tka/status marshals it."""
+
+    def peer(p: PeerView, sig: NodeKeySignature | None) -> dict[str, object]:
+        return {"Name": p.dns_name, "ID": int(p.stable_id[1:]), "StableID": p.stable_id,
+                "TailscaleIPs": list(p.tailscale_ips), "NodeKey": format_node_public(p.node_key),
+                "NodeKeySignature": _go_nks(sig)}
+
+    assert st.head is not None and st.public_key is not None and st.node_key is not None
+    doc = {
+        "Enabled": st.enabled, "Head": list(st.head), "PublicKey": format_nlpub(st.public_key),
+        "NodeKey": format_node_public(st.node_key), "NodeKeySigned": st.node_key_signed,
+        "NodeKeySignature": _go_nks(st.node_key_signature),
+        "TrustedKeys": [{"Kind": key_kind_name(k.kind), "Key": format_nlpub(k.public or b""),
+                         "Metadata": dict(k.meta) or None, "Votes": k.votes}
+                        for k in st.trusted_keys],
+        "VisiblePeers": [peer(p, p.signature) for p in st.visible_peers],
+        "FilteredPeers": [peer(p, filtered_sigs.get(p.node_key)) for p in st.filtered_peers],
+        "StateID": st.state_id,
+    }
+    return json.dumps(doc, indent="\t")
+
+
 def _peer_desc(p: PeerView, sig: NodeKeySignature | None) -> dict[str, object]:
     return {"name": p.dns_name, "id": int(p.stable_id[1:]), "stable_id": p.stable_id,
             "ips": list(p.tailscale_ips), "node_key": p.node_key.hex(),
@@ -120,15 +177,10 @@ def oracle() -> Iterator[Any]:
         o.close()
 
 
-@pytest.fixture(params=["ours", "go"])
-def render(request: pytest.FixtureRequest) -> Render:
-    if request.param == "ours":
-        return _ours
-    o = request.getfixturevalue("oracle")
-
+def _go_writer(o: Any, op: str) -> Writer:
     def go(st: LockStatus, filtered_sigs: dict[bytes, NodeKeySignature]) -> str:
         # Go is handed the filtered peers' signatures too, as tailscaled's status has them:
-        # its JSON schema leaves them out.
+        # the versioned JSON schema leaves them out, the LocalAPI's keeps them.
         desc = {
             "enabled": st.enabled, "head": None if st.head is None else st.head.hex(),
             "public": None if st.public_key is None else st.public_key.hex(),
@@ -141,14 +193,25 @@ def render(request: pytest.FixtureRequest) -> Render:
             "filtered": [_peer_desc(p, filtered_sigs.get(p.node_key)) for p in st.filtered_peers],
             "state_id": st.state_id,
         }
-        return str(o.call("status_json", status=desc)["text"])
+        return str(o.call(op, status=desc)["text"])
 
     return go
 
 
+@pytest.fixture(params=["v1-ours", "v1-go", "ipnstate-ours", "ipnstate-go"])
+def render(request: pytest.FixtureRequest) -> Render:
+    name = str(request.param)
+    form = FORM_V1 if name.startswith("v1") else FORM_IPNSTATE
+    if name.endswith("ours"):
+        return Render(name, form, _ours if form == FORM_V1 else _ipnstate_json)
+    o = request.getfixturevalue("oracle")
+    return Render(name, form, _go_writer(
+        o, "status_json" if form == FORM_V1 else "status_ipnstate_json"))
+
+
 def status_of(directory: Path, visible: list[tuple[str, bytes, NodeKeySignature]],
               filtered: list[tuple[str, bytes, NodeKeySignature | None]],
-              render: Render) -> str:
+              render: Writer) -> str:
     authority = Authority.open(FilesystemStorage(directory))
     own = os.urandom(32)
     n = iter(range(1, 1000))
@@ -194,22 +257,32 @@ def test_the_longer_rotation_chain_drops_a_clone(
                                                            direct(web))],
         [("laptop-old.example.ts.net.", k1, second), ("clone.example.ts.net.", clone, cloned)],
         render))
-    # The schema carries decoded fields only: re-encoded, they are the bytes the node had.
+    # Either form carries decoded fields only: re-encoded, they are the bytes the node had.
+    # The LocalAPI's form keeps the filtered peers' signatures, the versioned one leaves them out.
     parsed = parse_status(status.read_text(), "status.json")
+    assert parsed.form == render.form
+    filtered_sigs = ([second.to_cbor(), cloned.to_cbor()] if render.has_filtered_signatures
+                     else [None, None])
     assert [p.signature for p in parsed.peers] == [third.to_cbor(), direct(web).to_cbor(),
-                                                   None, None]
+                                                   *filtered_sigs]
     code, out, err = run(capsys, "--authority", str(directory), "--status", str(status))
     assert code == 1 and err == "", err
+    assert f"peers from: {render.form}" in out
     assert "4 peers: 2 authorized, 2 not authorized" in out
-    assert f"clone.example.ts.net. {format_node_public(clone)}: {FILTERED_UNSIGNED}" in out
+    why = ROTATED if render.has_filtered_signatures else FILTERED_UNSIGNED
+    assert f"clone.example.ts.net. {format_node_public(clone)}: {why}" in out
     assert "DISAGREEMENT" not in out and "WARNING" not in out
     code, out, _ = run(capsys, "--authority", str(directory), "--status", str(status), "--json")
     report = json.loads(out)
     assert report["SchemaVersion"] == "2" and report["Disagreements"] == 0
-    assert [(p["Name"], p["Authorized"], p["NodeVerdict"]) for p in report["Peers"]] == [
-        ("laptop.example.ts.net.", True, "visible"), ("web.example.ts.net.", True, "visible"),
-        ("laptop-old.example.ts.net.", False, "filtered"),
-        ("clone.example.ts.net.", False, "filtered")]
+    assert report["Input"] == render.form
+    assert (report["Visible"], report["Filtered"]) == (2, 2)
+    assert [(p["Name"], p["Authorized"], p["Visible"], p["NodeVerdict"], p["Reason"])
+            for p in report["Peers"]] == [
+        ("laptop.example.ts.net.", True, True, "visible", ""),
+        ("web.example.ts.net.", True, True, "visible", ""),
+        ("laptop-old.example.ts.net.", False, False, "filtered", why),
+        ("clone.example.ts.net.", False, False, "filtered", why)]
 
     # The signatures the coordination server hands out (every one, as in a netmap): the clone
     # and the previous keys are dropped by the rotation rule, named from the comments.
@@ -308,20 +381,27 @@ def test_peers_export_from_a_status_feeds_audit(
                                 [("gone", gone, direct(gone))], render))
     out_file = tmp_path / "peers.txt"
     assert main(["peers", "export", "--status", str(status), "--out", str(out_file)]) == 0
-    assert "wrote 2 signed peer(s); 1 without a signature left out" in capsys.readouterr().err
+    # The LocalAPI's form has the filtered peer's signature too (here a good one: the status
+    # is made up, so the audit of the export disagrees with nothing but finds it authorized).
+    n = 3 if render.has_filtered_signatures else 2
+    assert (f"wrote {n} signed peer(s); {3 - n} without a signature left out"
+            in capsys.readouterr().err)
     lines = out_file.read_text().splitlines()
-    assert len(lines) == 2 and lines[0].startswith(f"{format_node_public(a)} ")
+    assert len(lines) == n and lines[0].startswith(f"{format_node_public(a)} ")
     assert lines[0].endswith(" # alpha.ts.net.") and "\n" not in lines[1]
     code, out, _ = run(capsys, "--authority", str(directory), "--peers", str(out_file), "--json")
     report = json.loads(out)
-    assert code == 0 and [p["Name"] for p in report["Peers"]] == ["alpha.ts.net.", "be ta\\x0aevil"]
+    assert code == 0 and report["Input"] == "peers file"
+    assert [p["Name"] for p in report["Peers"]] == [
+        "alpha.ts.net.", "be ta\\x0aevil", "gone"][:n]
     assert all(p["Authorized"] for p in report["Peers"])
 
 
-def _deep_nested(levels: int) -> dict[str, object]:
-    sig: dict[str, object] = {"SigKind": "direct", "Signature": ""}
+def _deep_nested(levels: int, direct_kind: object = "direct",
+                 rotation_kind: object = "rotation") -> dict[str, object]:
+    sig: dict[str, object] = {"SigKind": direct_kind, "Signature": ""}
     for _ in range(levels):
-        sig = {"SigKind": "rotation", "Signature": "", "Nested": sig}
+        sig = {"SigKind": rotation_kind, "Signature": "", "Nested": sig}
     return sig
 
 
@@ -433,3 +513,226 @@ def test_an_authority_that_is_not_one_or_of_another_tailnet(
     victim = next(p for p in directory.rglob("*") if p.is_file() and len(p.name) == 52)
     victim.write_bytes(b"\xff" + victim.read_bytes()[1:])
     refused(directory, "corrupt")
+
+
+@pytest.fixture(params=["ipnstate-ours", "ipnstate-go"])
+def ipnstate_render(request: pytest.FixtureRequest) -> Render:
+    if request.param == "ipnstate-ours":
+        return Render("ipnstate-ours", FORM_IPNSTATE, _ipnstate_json)
+    return Render("ipnstate-go", FORM_IPNSTATE,
+                  _go_writer(request.getfixturevalue("oracle"), "status_ipnstate_json"))
+
+
+def test_our_ipnstate_writer_is_gos(directory: Path, oracle: Any) -> None:
+    """`_ipnstate_json` (used where Go is missing) writes what Go's json.MarshalIndent of a real
+    ipnstate.TailnetLockStatus does, value for value."""
+    rot = SigningKey.generate()
+    a, b, c, d = keys(4)
+    first = direct(a, bytes(rot.verify_key))
+    visible = [("a.ts.net.", b, rotate(first, b, rot, bytes(32))), ("unsigned", c, None)]
+    filtered = [("old", a, first), ("gone", d, None)]
+    go = _go_writer(oracle, "status_ipnstate_json")
+    ours = _ipnstate_json
+    # status_of draws random keys, so both writers are given the same LockStatus.
+    seen: list[LockStatus] = []
+    sigs: dict[bytes, NodeKeySignature] = {}
+
+    def capture(st: LockStatus, filtered_sigs: dict[bytes, NodeKeySignature]) -> str:
+        seen.append(st)
+        sigs.update(filtered_sigs)
+        return ""
+
+    status_of(directory, visible, filtered, capture)
+    st = dataclasses.replace(seen[0], trusted_keys=tuple(
+        dataclasses.replace(k, meta={"z": "1", "a": "<&>"}) for k in seen[0].trusted_keys))
+    assert json.loads(ours(st, sigs)) == json.loads(go(st, sigs))
+
+
+def test_the_localapi_form_gives_the_filtered_peers_their_reasons(
+    directory: Path, tmp_path: Path, ipnstate_render: Render,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """ipnstate.TailnetLockStatus keeps the filtered peers' signatures, so the audit re-runs
+    the node's whole filter: the rotation rule (a longer chain from the same wrapping key
+    drops the clone; equally long chains drop each other), a missing signature, an untrusted
+    signer, each named by the node's host name and agreeing with the node."""
+    rot, rot2, stranger = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
+    k0, k1, k2, clone, t0, twin1, twin2, bare, alien, web = keys(10)
+    first = direct(k0, bytes(rot.verify_key))
+    second = rotate(first, k1, rot, bytes(rot.verify_key))
+    third = rotate(second, k2, rot, bytes(rot.verify_key))
+    cloned = rotate(first, clone, rot, bytes(rot.verify_key))
+    start = direct(t0, bytes(rot2.verify_key))
+    tied1 = rotate(start, twin1, rot2, bytes(rot2.verify_key))
+    tied2 = rotate(start, twin2, rot2, bytes(rot2.verify_key))
+    untrusted = _signed(NodeKeySignature(kind=SigKind.DIRECT, pubkey=node_key_binary(alien),
+                                         key_id=bytes(stranger.verify_key)), stranger)
+    before = _tree(directory)
+    status = tmp_path / "status.json"
+    status.write_text(status_of(
+        directory, [("laptop.ts.net.", k2, third), ("web.ts.net.", web, direct(web))],
+        [("laptop-old.ts.net.", k1, second), ("clone.ts.net.", clone, cloned),
+         ("twin1.ts.net.", twin1, tied1), ("twin2.ts.net.", twin2, tied2),
+         ("bare.ts.net.", bare, None), ("alien.ts.net.", alien, untrusted)],
+        ipnstate_render))
+    assert "SchemaVersion" not in json.loads(status.read_text())
+    code, out, err = run(capsys, "--authority", str(directory), "--status", str(status))
+    assert code == 1 and err == "", err
+    assert "8 peers: 2 authorized, 6 not authorized" in out and "DISAGREEMENT" not in out
+    for name, key, why in [("laptop-old.ts.net.", k1, ROTATED), ("clone.ts.net.", clone, ROTATED),
+                           ("twin1.ts.net.", twin1, ROTATION_TIE),
+                           ("twin2.ts.net.", twin2, ROTATION_TIE),
+                           ("bare.ts.net.", bare, NO_SIGNATURE),
+                           ("alien.ts.net.", alien, "NotTrustedError: key: key not found")]:
+        assert f"{name} {format_node_public(key)}: {why}\n" in out, (name, out)
+    code, out, _ = run(capsys, "--authority", str(directory), "--status", str(status), "--json")
+    report = json.loads(out)
+    assert report["Input"] == FORM_IPNSTATE and report["Disagreements"] == 0
+    assert [(p["Name"], p["NodeVerdict"], p["Visible"]) for p in report["Peers"]][:3] == [
+        ("laptop.ts.net.", "visible", True), ("web.ts.net.", "visible", True),
+        ("laptop-old.ts.net.", "filtered", False)]
+    # The LocalAPI's status of a node that kept the clone disagrees with tailscaled's rule.
+    status.write_text(status_of(directory, [("laptop", k2, third), ("clone", clone, cloned)],
+                                [("old", k1, second)], ipnstate_render))
+    code, out, _ = run(capsys, "--authority", str(directory), "--status", str(status))
+    assert code == 1 and f"  clone {format_node_public(clone)}: the node shows it" in out
+    assert _tree(directory) == before
+
+
+def test_forgeable_wrapping_keys_in_the_localapi_form_are_named(
+    directory: Path, tmp_path: Path, ipnstate_render: Render,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A zero and a small-order wrapping key, at a visible peer and at a filtered one whose
+    forged rotation the node dropped by the rotation rule: warned about, by name, counted;
+    the verdicts are tailscaled's."""
+    zero, tiny, victim, forged_key = keys(4)
+    victim_sig = direct(victim, IDENTITY_NONCANONICAL)
+    forged = rotate(victim_sig, forged_key, None, bytes(32))  # no secret needed
+    status = tmp_path / "status.json"
+    # The forged rotation wins the rotation rule: the victim is dropped as rotated away.
+    status.write_text(status_of(
+        directory, [("zero.ts.net.", zero, direct(zero, bytes(32))),
+                    ("tiny.ts.net.", tiny, direct(tiny, IDENTITY_NONCANONICAL)),
+                    ("intruder.ts.net.", forged_key, forged)],
+        [("victim.ts.net.", victim, victim_sig)], ipnstate_render))
+    code, out, _ = run(capsys, "--authority", str(directory), "--status", str(status))
+    assert code == 1 and "DISAGREEMENT" not in out
+    assert f"victim.ts.net. {format_node_public(victim)}: {ROTATED}" in out
+    assert "WARNING: 4 signature(s) anyone can extend with a forged rotation" in out
+    for name in ("zero.ts.net.", "tiny.ts.net.", "intruder.ts.net.", "victim.ts.net."):
+        assert f"\n  {name} nodekey:" in out, name
+    code, out, _ = run(capsys, "--authority", str(directory), "--status", str(status), "--json")
+    report = json.loads(out)
+    warned = {p["Name"]: p["Forgeable"] for p in report["Peers"]}
+    assert report["Forgeable"] == 4
+    assert warned["zero.ts.net."].startswith("its wrapping key is all-zero")
+    assert warned["tiny.ts.net."].startswith("its wrapping key is a small-order point")
+    assert warned["victim.ts.net."].startswith("its wrapping key is a small-order point")
+    assert warned["intruder.ts.net."].startswith("its wrapping key is all-zero")
+    assert "level 1 of its rotation chain" not in warned["intruder.ts.net."]
+
+
+def test_a_peer_the_node_shows_without_a_signature_is_exempt(
+    directory: Path, tmp_path: Path, render: Render, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tailscaled keeps a peer without a signature only when the coordination server marks it
+    UnsignedPeerAPIOnly; the status then shows the zero signature ("invalid", or 0), which
+    is no signature, not a document error. Kept: exit 0, and said."""
+    a, apionly, gone = keys(3)
+    status = tmp_path / "status.json"
+    status.write_text(status_of(directory, [("a", a, direct(a)), ("apionly", apionly, None)],
+                                [("gone", gone, None)], render))
+    code, out, _ = run(capsys, "--authority", str(directory), "--status", str(status))
+    assert code == 1 and "DISAGREEMENT" not in out  # gone is filtered
+    assert "3 peers: 1 authorized, 1 not authorized, 1 exempt" in out
+    assert "NOTE: 1 peer(s) the node keeps without a signature" in out
+    assert f"  apionly {format_node_public(apionly)}\n" in out
+    gone_why = NO_SIGNATURE if render.has_filtered_signatures else FILTERED_UNSIGNED
+    assert f"gone {format_node_public(gone)}: {gone_why}" in out
+    code, out, _ = run(capsys, "--authority", str(directory), "--status", str(status), "--json")
+    peer = json.loads(out)["Peers"][1]
+    assert (peer["Authorized"], peer["Exempt"], peer["Visible"], peer["Reason"]) == (
+        False, True, True, EXEMPT)
+    status.write_text(status_of(directory, [("apionly", apionly, None)], [], render))
+    code, out, _ = run(capsys, "--authority", str(directory), "--status", str(status))
+    assert code == 0 and "1 peers: 0 authorized, 0 not authorized, 1 exempt" in out
+
+
+def test_a_status_given_as_the_peers_file_is_read_as_a_status(
+    directory: Path, tmp_path: Path, render: Render, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = keys(2)
+    text = status_of(directory, [("a.ts.net.", a, direct(a))], [("b.ts.net.", b, direct(b))],
+                     render)
+    status = tmp_path / "status.json"
+    status.write_text("\n  " + text)
+    as_status = run(capsys, "--authority", str(directory), "--status", str(status), "--json")
+    as_peers = run(capsys, "--authority", str(directory), "--peers", str(status), "--json")
+    assert as_status == as_peers and as_status[0] == 1
+    assert json.loads(as_peers[1])["Input"] == render.form
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    assert run(capsys, "--authority", str(directory), "--peers", "-", "--json") == as_status
+
+
+def _ipnstate_mutations(doc: dict[str, Any]) -> dict[str, str]:
+    peer = doc["VisiblePeers"][0]
+    sig = peer["NodeKeySignature"]
+
+    def with_sig(**fields: object) -> str:
+        return json.dumps({**doc, "VisiblePeers": [{**peer, "NodeKeySignature": {
+            **sig, **fields}}]})
+
+    return {
+        "no Enabled": json.dumps({k: v for k, v in doc.items() if k != "Enabled"}),
+        "Enabled a string": json.dumps({**doc, "Enabled": "true"}),
+        "lock disabled": json.dumps({**doc, "Enabled": False, "Head": None}),
+        "Head null": json.dumps({**doc, "Head": None}),
+        "Head 31 bytes": json.dumps({**doc, "Head": doc["Head"][:31]}),
+        "Head with 256": json.dumps({**doc, "Head": [256, *doc["Head"][1:]]}),
+        "Head with true": json.dumps({**doc, "Head": [True, *doc["Head"][1:]]}),
+        "Head as text (schema 1 without its version)": json.dumps({**doc, "Head": "A" * 52}),
+        "NodeKey null": json.dumps({**doc, "NodeKey": None}),
+        "TrustedKeys an object": json.dumps({**doc, "TrustedKeys": {}}),
+        "TrustedKeys Key missing": json.dumps({**doc, "TrustedKeys": [{"Votes": 1}]}),
+        "TrustedKeys Key not nlpub": json.dumps({**doc, "TrustedKeys": [{"Key": "x"}]}),
+        "VisiblePeers of strings": json.dumps({**doc, "VisiblePeers": ["x"]}),
+        "no NodeKeySignature": json.dumps({**doc, "VisiblePeers": [
+            {k: v for k, v in peer.items() if k != "NodeKeySignature"}]}),
+        "SigKind a name": with_sig(SigKind="direct"),
+        "SigKind 256": with_sig(SigKind=256),
+        "SigKind false": with_sig(SigKind=False),
+        "Pubkey hex": with_sig(Pubkey="tlpub:00"),
+        "KeyID a number": with_sig(KeyID=3),
+        "Signature URL-safe": with_sig(Signature="-_-_"),
+        "Nested a string": with_sig(Nested="x"),
+        "Nested too deeply": with_sig(Nested=_deep_nested(40, 1, 2)),
+        "WrappingPubkey a list": with_sig(WrappingPubkey=[1]),
+    }
+
+
+def test_bad_localapi_documents_are_one_line_and_change_nothing(
+    directory: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = os.urandom(32)
+    doc = json.loads(status_of(directory, [("a", a, direct(a))], [], _ipnstate_json))
+    before = _tree(directory)
+    status = tmp_path / "status.json"
+    for what, content in _ipnstate_mutations(doc).items():
+        status.write_text(content)
+        code, out, err = run(capsys, "--authority", str(directory), "--status", str(status))
+        assert code == 1 and out == "", (what, out)
+        assert err.count("\n") == 1 and err.startswith(f"tka: {status}"), (what, err)
+        assert "internal error" not in err and "Traceback" not in err, (what, err)
+        assert len(err) < 600, (what, err)
+    # Another tailnet's (or another time's) status: its head is not the directory's.
+    status.write_text(json.dumps({**doc, "Head": [7] * 32}))
+    code, out, err = run(capsys, "--authority", str(directory), "--status", str(status))
+    assert code == 1 and err.count("\n") == 1 and "different tailnets" in err, err
+    status.write_text(json.dumps({**doc, "TrustedKeys": None}))
+    code, out, err = run(capsys, "--authority", str(directory), "--status", str(status))
+    assert code == 1 and "other trusted keys than the authority directory" in err, err
+    assert _tree(directory) == before

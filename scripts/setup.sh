@@ -30,7 +30,9 @@ if [ -f tests/realnet/go.mod ]; then
     # module or the harness changed; the first build takes a few minutes.
     bin=tests/realnet/bin
     stamp="$bin/.built"
-    if [ ! -f "$stamp" ] || [ -n "$(find tests/realnet/go.mod tests/realnet/go.sum tests/realnet/harness -newer "$stamp" -print -quit)" ]; then
+    if [ ! -f "$stamp" ] || [ ! -x "$bin/tailscaled" ] || [ ! -x "$bin/tailscale" ] ||
+        [ ! -x "$bin/realnet-control" ] ||
+        [ -n "$(find tests/realnet/go.mod tests/realnet/go.sum tests/realnet/harness -newer "$stamp" -print -quit)" ]; then
         echo "setup: building tailscaled, tailscale and realnet-control (tests/realnet)" >&2
         (cd tests/realnet && export GOTOOLCHAIN=auto && go mod download &&
             go build -p 2 -o bin/ tailscale.com/cmd/tailscaled tailscale.com/cmd/tailscale &&

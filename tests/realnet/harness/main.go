@@ -25,6 +25,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"flag"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -46,6 +47,9 @@ const loopback = "127.0.0.1"
 func main() {
 	requireAuthKey := flag.String("require-auth-key", "", "auth key every node must present")
 	verbose := flag.Bool("v", false, "log every control request")
+	stdinEOF := flag.Bool("exit-on-stdin-eof", false,
+		"exit when stdin reaches end of file (the test harness holds it open, so the server "+
+			"cannot outlive a test driver that was killed)")
 	flag.Parse()
 	log.SetFlags(log.Lmicroseconds)
 	log.SetOutput(os.Stderr)
@@ -81,6 +85,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if *stdinEOF {
+		go func() {
+			io.Copy(io.Discard, os.Stdin)
+			stop()
+		}()
+	}
 	<-ctx.Done()
 }
 

@@ -6,6 +6,7 @@ leaves the database unchanged."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import ipaddress
 import socket
@@ -344,9 +345,14 @@ def send_tls(url: str, data: bytes, context: ssl.SSLContext) -> Response:
 
 
 def test_shutdown_lets_a_request_in_progress_finish(db: Path) -> None:
-    srv = serve(db, limits=LIMITS)
+    # The half-sent request must outlive the steps below on a loaded machine, so its read
+    # deadline is generous here.
+    srv = serve(db, limits=dataclasses.replace(LIMITS, header_timeout=10.0, request_timeout=20.0))
     node = enrol(HttpTransport(srv.url), "n", auth_key(db))
     data = _netmap(node)
+    # The enrolment's connections linger briefly; until they are gone, `active == 1` could be
+    # one of them while ours still waits in the backlog, which closing the listener resets.
+    _wait_for(lambda: srv.active == 0)
     sock = connect(srv.url)
     sock.sendall(data[:-5])
     _wait_for(lambda: srv.active == 1)

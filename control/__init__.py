@@ -1,1 +1,1 @@
-"""A reference coordination service for tailnet lock (spec §13) over SQLite."""
+"""A reference coordination service for tailnet lock (docs/control.md) over SQLite."""

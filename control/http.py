@@ -1,4 +1,4 @@
-"""The coordination service over real HTTP/JSON (spec §13.1): `GET` or `POST` with a JSON body
+"""The coordination service over real HTTP/JSON (docs/control.md): `GET` or `POST` with a JSON body
 to `/machine/<endpoint>`; errors come back as non-200 with a one-line JSON string body.
 
 The server is built to be bounded (docs/control.md, "Limits"): one asyncio loop accepts and reads

@@ -1,5 +1,5 @@
-"""The coordination service (spec §13): node registry, the tailnet's authority, node-key
-signatures and disablement, reached through the JSON messages of §13.2.
+"""The coordination service (docs/control.md): node registry, the tailnet's authority, node-key
+signatures and disablement, reached through the JSON messages of docs/control.md.
 
 Every request runs in one SQLite transaction: a rejected request changes nothing.
 

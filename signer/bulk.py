@@ -1,14 +1,14 @@
 """Sign many node keys with one key (and one login): `tka key sign-nodekeys`.
 
 Input: a text file with one `nodekey:<64 hex>` per line; blank lines and lines starting with `#`
-are skipped. Output: one serialized direct node-key signature (spec §3.5, §7.4) per input node
+are skipped. Output: one serialized direct node-key signature (docs/format.md §3, §7) per input node
 key, in input order, one per line, **standard base64 with padding** (the encoding the control
 protocol uses for `MarshaledSignature` in JSON) or lower-case hex with `--format hex`.
 
 The NKS is `{SigKind: direct, Pubkey: "np"‖nodekey, KeyID: signer's public key}` plus
 `WrappingPubkey` only when a real rotation key is given. Tailscale's CLI sends 32 zero bytes
-when there is none; that small-order key lets anyone forge rotation signatures (spec §18 item 1),
-so we omit the field instead, and refuse an all-zero rotation key outright.
+when there is none; that small-order key lets anyone forge rotation signatures (docs/format.md §10
+item 1), so we omit the field instead, and refuse an all-zero rotation key outright.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The client side of the coordination protocol (spec §13): one method per message, over a
+"""The client side of the coordination protocol (docs/control.md): one method per message, over a
 transport that either calls the embedded service in-process or speaks HTTP(S). Both carry the
 same JSON messages, so callers never know which one they use.
 

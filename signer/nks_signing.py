@@ -1,4 +1,4 @@
-"""Making direct node-key signatures with a key backend (spec §7.4): one, or many at once.
+"""Making direct node-key signatures with a key backend (docs/format.md §7): one, or many at once.
 
 What the backend receives is the whole unsigned NKS (`SigningContext.payload`), so a backend that
 shows what it signs (the appliance) parses it itself instead of trusting our summary."""
@@ -14,8 +14,8 @@ from verifier.textforms import format_node_public, node_key_binary
 
 
 def _unsigned_direct(signer_public: bytes, node_key: bytes, rotation: bytes) -> NodeKeySignature:
-    # An all-zero rotation key is never emitted (spec §18, item 1): the reference does, and
-    # rotations on top of it can be forged.
+    # An all-zero rotation key is never emitted (docs/format.md §10, item 1): the reference does,
+    # and rotations on top of it can be forged.
     if rotation == bytes(32):
         rotation = b""
     return NodeKeySignature(

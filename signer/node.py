@@ -8,7 +8,7 @@ Layout of `<state>/`:
                      `nodecred:<hex>`, created 0600 before registration (docs/control.md)
     control-ca.pem   optional: the CA the service's https certificate must chain to
     lock.key         a file-backed tailnet-lock key, only when no --lock-key URI was given
-    tka/             the local authority, in Tailscale's filesystem layout (spec §8.9)
+    tka/             the local authority, in Tailscale's filesystem layout (docs/format.md §8)
     .lock            the process-wide lock file (`fcntl.flock`); its content is never written
 
 Every write goes through `atomic_write` (temp file in the same directory, fsync, rename, fsync of
@@ -278,11 +278,11 @@ class NodeState:
     # -- local authority ---------------------------------------------------------------------
 
     def tka_present(self) -> bool:
-        """TKA is enabled locally iff the authority directory exists (spec §14)."""
+        """TKA is enabled locally iff the authority directory exists (docs/control.md)."""
         return self.tka_dir.is_dir()
 
     def remove_tka(self) -> None:
-        """Delete the local authority entirely (disable / local-disable, spec §8.9)."""
+        """Delete the local authority entirely (disable / local-disable, docs/format.md §8)."""
         if self.tka_dir.exists():
             # Rename first so that a crash mid-delete never leaves a half-authority in place.
             doomed = self.root / f"tka.deleting{secrets.token_hex(4)}"
@@ -361,5 +361,5 @@ def _mode(path: Path) -> int | None:
 
 
 def state_id_text(state_id1: int, state_id2: int) -> str:
-    """The deny-list form of an authority's identity (spec §1.5): `"<id1>:<id2>"`."""
+    """The deny-list form of an authority's identity (docs/format.md §1): `"<id1>:<id2>"`."""
     return f"{state_id1}:{state_id2}"

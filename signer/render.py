@@ -1,9 +1,10 @@
-"""Human and JSON (schema v1) output of `tka status` and `tka log` (spec §7.6, §15.3-15.4,
-§15.11-15.12).
+"""Human and JSON (schema v1) output of `tka status` and `tka log` (docs/format.md §7,
+docs/cli.md).
 
 The texts follow `tailscale lock` byte for byte, with two documented deviations (docs/cli.md):
 the sign command shown to a locked-out node is `tka sign …` (the command that works here), and
-`log` prints an update-key's vote count where Go prints a pointer address (spec §18 item 2).
+`log` prints an update-key's vote count where Go prints a pointer address (docs/format.md §10,
+item 2).
 
 This module only formats: callers hand it decoded wire types and plain facts about peers.
 """
@@ -22,7 +23,7 @@ from typing import Any
 from verifier import AUM, Key, NodeKeySignature, State
 from verifier.nks import describe_nks
 
-# Numeric kinds are fixed forever (spec §3.1, §3.3, §3.5).
+# Numeric kinds are fixed forever (docs/format.md §3).
 _KEY_KINDS = {0: "invalid", 1: "25519"}
 _AUM_KINDS = {
     0: "invalid",
@@ -97,7 +98,7 @@ def sig_kind_name(kind: int) -> str:
 
 
 def tlpub(raw: bytes) -> str:
-    """`tlpub:` + lower-case hex of whatever bytes a KeyID holds (spec §1.4)."""
+    """`tlpub:` + lower-case hex of whatever bytes a KeyID holds (docs/format.md §1)."""
     return "tlpub:" + raw.hex()
 
 
@@ -106,7 +107,7 @@ def nodekey(raw: bytes) -> str:
 
 
 def aum_hash_text(digest: bytes) -> str:
-    """Base32, standard alphabet, upper case, no padding (spec §1.2)."""
+    """Base32, standard alphabet, upper case, no padding (docs/format.md §1)."""
     return base64.b32encode(digest).decode().rstrip("=")
 
 
@@ -115,7 +116,7 @@ def _urlsafe_b64(data: bytes) -> str:
 
 
 def node_short(raw32: bytes) -> str:
-    """Node-key debug form `[xxxxx]`; the all-zero key renders as empty (spec §1.3)."""
+    """Node-key debug form `[xxxxx]`; the all-zero key renders as empty (docs/format.md §1)."""
     if raw32 == bytes(32):
         return ""
     return "[" + base64.b64encode(raw32).decode()[:5] + "]"
@@ -129,12 +130,12 @@ def _pad32(raw: bytes) -> bytes:
 
 
 def render_nks(sig: NodeKeySignature) -> str:
-    """The recursive human rendering of spec §7.6 (owned by the verifier)."""
+    """The recursive human rendering of docs/format.md §7 (owned by the verifier)."""
     return describe_nks(sig)
 
 
 def nks_json(sig: NodeKeySignature | None) -> dict[str, Any]:
-    """The NKS object of status JSON v1 (spec §15.4), field order as Go emits it."""
+    """The NKS object of status JSON v1 (docs/cli.md), field order as Go emits it."""
     if sig is None:
         return {"SigKind": "invalid", "Signature": ""}
     doc: dict[str, Any] = {"SigKind": sig_kind_name(sig.kind)}
@@ -205,7 +206,7 @@ class PeerView:
 
 @dataclass(frozen=True)
 class LockStatus:
-    """What `tka status` reports (spec §15.3)."""
+    """What `tka status` reports (docs/cli.md)."""
 
     enabled: bool
     public_key: bytes | None
@@ -364,7 +365,7 @@ def _go_aum_struct(aum: AUM) -> dict[str, Any]:
 
 
 def log_stanza(digest: bytes, aum: AUM, color: bool = False) -> str:
-    """One `tka log` entry (spec §15.11), ending with the blank line that separates stanzas."""
+    """One `tka log` entry (docs/cli.md), ending with the blank line that separates stanzas."""
     yellow, clear = ("\x1b[33m", "\x1b[0m") if color else ("", "")
     kind = aum_kind_name(aum.kind)
     out = [f"{yellow}update {aum_hash_text(digest)} ({kind}){clear}"]
@@ -375,7 +376,7 @@ def log_stanza(digest: bytes, aum: AUM, color: bool = False) -> str:
     elif kind == "update-key":
         out.append(f"KeyID: {tlpub(aum.key_id or b'')}")
         if aum.votes is not None:
-            out.append(f"Votes: {aum.votes}")  # Go prints a pointer here (spec §18 item 2)
+            out.append(f"Votes: {aum.votes}")  # Go prints a pointer (docs/format.md §10 item 2)
         if aum.meta is not None:
             out.append(f"Metadata: {_go_map(aum.meta)}")
     elif kind == "checkpoint" and aum.state is not None:
@@ -433,7 +434,7 @@ def aum_json(aum: AUM) -> dict[str, Any]:
 
 
 def log_json(entries: Sequence[tuple[bytes, AUM]]) -> str:
-    """`tka log --json` (schema v1, spec §15.12). Raw is re-hashed by the caller's AUM type."""
+    """`tka log --json` (schema v1, docs/cli.md). Raw is re-hashed by the caller's AUM type."""
     messages = []
     for digest, aum in entries:
         raw = aum.to_cbor()

@@ -6,23 +6,25 @@ rules, so a faulty token or a wrong key never produces a signature we publish):
 - `aum_signer(backend) -> AUMSigner` — the backend as the verifier's AUM signer: each AUM goes
   to the backend whole, with the signatures it already carries (`SigningContext.payload`), so a
   device that shows what it signs can parse it and check the co-signatures itself.
-- `sign_aum(backend, aum) -> AUM` — signs `aum.sig_hash()` (§4.1) and appends
+- `sign_aum(backend, aum) -> AUM` — signs `aum.sig_hash()` (docs/format.md §4) and appends
   `Signature(key_id=<backend public key>, signature)` (the KeyID of an Ed25519 key is its public
-  key, §1.4). Existing signatures are kept, so co-signing is calling it again with another key.
+  key, docs/format.md §1). Existing signatures are kept, so co-signing is calling it again with
+  another key.
 - `sign_direct(backend, node_key, rotation_public=None) -> NodeKeySignature` — a direct NKS
-  (§3.5) by the backend's lock key; `rotation_public` is the node's wrapping key for later
-  rotations. An all-zero rotation key is never emitted (spec §18 item 1): it is dropped.
+  (docs/format.md §3) by the backend's lock key; `rotation_public` is the node's wrapping key for
+  later rotations. An all-zero rotation key is never emitted (docs/format.md §10 item 1): it is
+  dropped.
 - `make_credential(backend, wrapping_public) -> NodeKeySignature` — a credential NKS: the
   backend's key authorizes whoever holds the wrapping key's private half to sign node keys.
 - `wrap_auth_key(backend, auth_key) -> str` — a fresh random wrapping key W, a credential for W
-  signed by the backend, and the `<authkey>--TL<b64 NKS>-<b64 W private>` text of spec §11.
+  signed by the backend, and the `<authkey>--TL<b64 NKS>-<b64 W private>` text of docs/format.md §9.
 - `sign_rotation(wrapping_private, node_key, previous, rotation_public=None) -> NodeKeySignature`
-  — a rotation NKS (§7.2) over `previous` (a credential, or an earlier direct/rotation NKS),
-  signed by the 64-byte wrapping private key (seed ‖ public) the previous level names.
+  — a rotation NKS (docs/format.md §7) over `previous` (a credential, or an earlier direct/rotation
+  NKS), signed by the 64-byte wrapping private key (seed ‖ public) the previous level names.
 
 The backend's key must be trusted for the result to authorize anything; that is the
-authority's business (§7.3), not checked here. Each builder checks the signature itself (§7.2
-against the backend's public key as the trusted key).
+authority's business (docs/format.md §7), not checked here. Each builder checks the signature itself
+(docs/format.md §7 against the backend's public key as the trusted key).
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ def sign_aum(backend: KeyBackend, aum: AUM) -> AUM:
     """`aum` with one more signature, by `backend`'s key, over its SigHash."""
     signer = aum_signer(backend)
     signature = signer.sign_aum(aum)
-    # AUM signatures are checked with ZIP-215 by nodes (§4.3); require the stricter rule here so
-    # what we publish is accepted by verifiers using either.
+    # AUM signatures are checked with ZIP-215 by nodes (docs/format.md §4); require the stricter
+    # rule here so what we publish is accepted by verifiers using either.
     if not ed25519.verify(signer.public_key, aum.sig_hash(), signature, rule="cofactorless"):
         raise SignerError(
             f"{backend.describe()} produced an AUM signature that does not verify; do not use "
@@ -99,7 +101,7 @@ def make_credential(backend: KeyBackend, wrapping_public: bytes) -> NodeKeySigna
     if len(wrapping_public) != 32:
         raise SignerError(f"wrapping key is {len(wrapping_public)} bytes; want 32 (Ed25519)")
     if wrapping_public == _ZERO_KEY:
-        # §18 item 1: anyone can "sign" for the all-zero point; never delegate to it.
+        # docs/format.md §10 item 1: anyone can "sign" for the all-zero point; never delegate to it.
         raise SignerError("refusing an all-zero wrapping key: anyone could sign with it")
     unsigned = NodeKeySignature(
         kind=SigKind.CREDENTIAL, key_id=backend.public_key(), wrapping_pubkey=wrapping_public
@@ -118,7 +120,8 @@ def make_credential(backend: KeyBackend, wrapping_public: bytes) -> NodeKeySigna
 
 
 def wrap_auth_key(backend: KeyBackend, auth_key: str) -> str:
-    """A pre-signed auth key (§11): nodes that enroll with it sign their own rotation NKS."""
+    """A pre-signed auth key (docs/format.md §9): nodes that enroll with it sign their own rotation
+    NKS."""
     if authkey.SEPARATOR in auth_key:
         raise SignerError("the auth key is already wrapped; pass the plain tskey-auth-… key")
     wrapping = nacl.signing.SigningKey.generate()
@@ -154,7 +157,7 @@ def sign_rotation(
         wrapping_pubkey=b"" if rotation_public in (None, _ZERO_KEY) else rotation_public,
     )
     nks = replace(unsigned, signature=signing.sign(unsigned.sig_hash()).signature)
-    # The whole chain is checked against the key the initial signature names (§7.2).
+    # The whole chain is checked against the key the initial signature names (docs/format.md §7).
     trusted = previous.initial_signature().key_id
     if len(trusted) != 32:
         raise SignerError("the previous signature names no Ed25519 signing key (KeyID)")

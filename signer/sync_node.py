@@ -1,4 +1,4 @@
-"""What a node does on every netmap (spec §13.4): follow control's wish to enable or disable
+"""What a node does on every netmap (docs/control.md): follow control's wish to enable or disable
 tailnet lock, and synchronise the local authority, which only ever advances by verified AUMs."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def sync(node: NodeState, client: ControlClient) -> SyncResult:
                             "local authority %s", node.tka_dir)
                 node.remove_tka()
                 return SyncResult(None, netmap)
-            # A wrong secret from control leaves lock enabled here (spec §9).
+            # A wrong secret from control leaves lock enabled here (docs/format.md §9).
             verbose.log("sync: the service disabled tailnet lock without a valid disablement "
                         "secret: keeping the local authority")
             return SyncResult(authority, netmap)

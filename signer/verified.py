@@ -3,9 +3,9 @@
 A token can hold a private key that does not belong to the public-key object we read, a device
 can be faulty, a module can silently sign with Ed25519ph: in each case the signature would be
 published and then rejected by every node. So each signature is verified against the backend's
-public key under BOTH rules tailnet lock uses (spec §4.3): ZIP-215 (AUMs, direct and credential
-node-key signatures) and the cofactorless Go-standard rule (rotation signatures). An honest
-Ed25519 signature passes both.
+public key under BOTH rules tailnet lock uses (docs/format.md §4): ZIP-215 (AUMs, direct and
+credential node-key signatures) and the cofactorless Go-standard rule (rotation signatures). An
+honest Ed25519 signature passes both.
 """
 
 from __future__ import annotations

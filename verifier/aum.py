@@ -1,8 +1,10 @@
-"""Authority Update Messages (spec §3.3, §4.1): the signed unit of change in the authority's log.
+"""Authority Update Messages (docs/format.md §3, §4): the signed unit of change in the authority's
+log.
 
 The model keeps "absent" apart from "present but empty" wherever validation looks at the
-difference (§5.2): `prev_aum_hash`, `key_id` and `meta` are None when absent. Hashes are always
-computed over the canonical re-encoding of the model (§2.3), never over received bytes.
+difference (docs/format.md §5): `prev_aum_hash`, `key_id` and `meta` are None when absent. Hashes
+are always computed over the canonical re-encoding of the model (docs/format.md §2), never over
+received bytes.
 """
 
 from __future__ import annotations
@@ -109,11 +111,12 @@ class AUM:
         return self._encode(with_signatures=True)
 
     def hash(self) -> AUMHash:
-        """BLAKE2s-256 of the canonical encoding, signatures included (§4.1)."""
+        """BLAKE2s-256 of the canonical encoding, signatures included (docs/format.md §4)."""
         return aum_hash_of(self.to_cbor())
 
     def sig_hash(self) -> bytes:
-        """The digest every signature covers: the encoding without Signatures (§4.1)."""
+        """The digest every signature covers: the encoding without Signatures (docs/format.md
+        §4)."""
         return blake2s256(self._encode(with_signatures=False))
 
     def with_signatures(self, signatures: Iterable[Signature]) -> AUM:

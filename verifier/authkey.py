@@ -1,4 +1,5 @@
-"""Wrapped (pre-signed) auth keys (spec §11): `<authkey>--TL<b64raw(NKS)>-<b64raw(W private)>`."""
+"""Wrapped (pre-signed) auth keys (docs/format.md §9): `<authkey>--TL<b64raw(NKS)>-<b64raw(W
+private)>`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The authority (spec §8.1, §8.5, §8.6, §6.7): head, state and the rules for accepting new
-AUMs from storage-backed chains."""
+"""The authority (docs/format.md §8, §8, docs/format.md §6): head, state and the rules for accepting
+new AUMs from storage-backed chains."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def new_state_ids() -> tuple[int, int]:
-    """16 CSPRNG bytes as two little-endian uint64s (§6.6)."""
+    """16 CSPRNG bytes as two little-endian uint64s (docs/format.md §6)."""
     return struct.unpack("<QQ", secrets.token_bytes(16))
 
 
@@ -40,7 +40,8 @@ class Authority:
 
     @classmethod
     def open(cls, storage: Storage) -> Authority:
-        """Open (§8.5): choose the chain, rebuild its state, fast-forward to the head."""
+        """Open (docs/format.md §8): choose the chain, rebuild its state, fast-forward to the
+        head."""
         return cls._open_with_hint(storage, storage.last_active_ancestor())
 
     @classmethod
@@ -67,7 +68,7 @@ class Authority:
 
     @classmethod
     def bootstrap(cls, storage: Storage, genesis: AUM) -> Authority:
-        """Bootstrap (§6.7): verify a checkpoint against its own state and store it."""
+        """Bootstrap (docs/format.md §6): verify a checkpoint against its own state and store it."""
         if storage.heads():
             raise StorageError("tailchonk is not empty")
         if genesis.kind != MessageKind.CHECKPOINT:
@@ -85,7 +86,8 @@ class Authority:
     def create(
         cls, storage: Storage, state: State, signer: AUMSigner
     ) -> tuple[Authority, AUM]:
-        """Create (§6.7): a signed genesis checkpoint of `state`, bootstrapped into storage."""
+        """Create (docs/format.md §6): a signed genesis checkpoint of `state`, bootstrapped into
+        storage."""
         unsigned = AUM(kind=MessageKind.CHECKPOINT, state=state)
         static_validate(unsigned)
         genesis = signer.sign(unsigned)
@@ -118,8 +120,8 @@ class Authority:
     # --- accepting updates -----------------------------------------------------------------------
 
     def inform(self, updates: Sequence[AUM]) -> None:
-        """Inform (§8.6): verify every update against the state at its parent, commit all or
-        nothing, then move the head."""
+        """Inform (docs/format.md §8): verify every update against the state at its parent, commit
+        all or nothing, then move the head."""
         if not updates:
             raise ValidationError("inform called with empty slice")
         cache: dict[bytes, State] = {bytes(self.head): self.state}

@@ -1,5 +1,5 @@
-"""Building signed updates on top of an authority's head (spec §8.7), including the builder's
-checkpoint cadence. Signing goes through `AUMSigner`s; `verifier` never holds a key.
+"""Building signed updates on top of an authority's head (docs/format.md §8), including the
+builder's checkpoint cadence. Signing goes through `AUMSigner`s; `verifier` never holds a key.
 
 With several signers each AUM is signed by all of them in the order given, each seeing the
 signatures before its own (a signer that enforces a cosigner threshold, such as the appliance,

@@ -1,4 +1,5 @@
-"""The CBOR profile of tailnet lock (spec §2): a CTAP2-canonical encoder and a strict decoder.
+"""The CBOR profile of tailnet lock (docs/format.md §2): a CTAP2-canonical encoder and a strict
+decoder.
 
 Decoding happens in two steps, like the reference's well-formedness pass followed by typed
 decoding:

@@ -1,4 +1,4 @@
-"""Walking the AUM graph (spec §8.3, §8.4): fork choice among siblings, fast-forward from a
+"""Walking the AUM graph (docs/format.md §8): fork choice among siblings, fast-forward from a
 state to the preferred head, and the state at any stored hash."""
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def _compare(state: State, a: AUM, b: AUM) -> int:
 
 
 def pick_next(state: State, candidates: list[AUM]) -> AUM:
-    """Fork resolution (§8.3): highest weight at the parent, RemoveKey precedence, lowest hash."""
+    """Fork resolution (docs/format.md §8): highest weight at the parent, RemoveKey precedence,
+    lowest hash."""
     if not candidates:
         raise ValueError("pick_next needs at least one candidate")
 
@@ -46,7 +47,8 @@ def fast_forward(
     done: Callable[[AUM, State], bool] | None = None,
     limit: int = MAX_SCAN_ITERATIONS,
 ) -> tuple[AUM, State]:
-    """Follow fork resolution from the AUM at `state.last_aum_hash` to the head (§8.4)."""
+    """Follow fork resolution from the AUM at `state.last_aum_hash` to the head (docs/format.md
+    §8)."""
     if state.last_aum_hash is None:
         raise ValidationError("invalid initial state")
     current = storage.aum(state.last_aum_hash)
@@ -66,8 +68,8 @@ def fast_forward(
 
 
 def state_at(storage: Storage, h: bytes, limit: int = MAX_SCAN_ITERATIONS) -> State:
-    """The state after the stored AUM `h` (§8.4): back to a checkpoint or genesis, then forward
-    along the recorded path."""
+    """The state after the stored AUM `h` (docs/format.md §8): back to a checkpoint or genesis, then
+    forward along the recorded path."""
     aum = storage.aum(h)
     if aum is None:
         raise StorageError(f"AUM {format_aum_hash(h)} is not stored")
@@ -98,8 +100,8 @@ def state_at(storage: Storage, h: bytes, limit: int = MAX_SCAN_ITERATIONS) -> St
 def oldest_ancestor(
     storage: Storage, head: AUM, hint: bytes | None, limit: int = MAX_SCAN_ITERATIONS
 ) -> tuple[AUM, bool]:
-    """Walk back through stored parents from a head (§8.5 step 2); report whether the walk
-    passed through the last-active-ancestor hint."""
+    """Walk back through stored parents from a head (docs/format.md §8 step 2); report whether the
+    walk passed through the last-active-ancestor hint."""
     cursor = head
     through_active = False
     for _ in range(limit):

@@ -1,10 +1,11 @@
-"""Compaction (spec §8.8): which old AUMs a node may forget, and where its history now starts.
+"""Compaction (docs/format.md §8): which old AUMs a node may forget, and where its history now
+starts.
 
 The decision keeps, in this order of reasoning: AUMs committed recently ("young"); the active
 chain from the head back at least `min_chain` AUMs and then on to the nearest checkpoint old
 enough to start from ("active"); everything descending from what is kept ("leaf"); and every AUM
 linking a kept AUM back to the start of history ("ancestor"). Everything else is purged
-(storage keeps purged files for safety, §8.9).
+(storage keeps purged files for safety, docs/format.md §8).
 """
 
 from __future__ import annotations

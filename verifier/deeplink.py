@@ -1,5 +1,5 @@
-"""Signing deeplinks (spec §12): `tailscale://sign-device/v1/?…` links a device shows so that a
-signing device can check, with a MAC keyed by the authority's StateID1, what it is asked to
+"""Signing deeplinks (docs/format.md §9): `tailscale://sign-device/v1/?…` links a device shows so
+that a signing device can check, with a MAC keyed by the authority's StateID1, what it is asked to
 sign."""
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def validate_deeplink(url: str, state_id1: int) -> DeeplinkResult:
         return query.get(name, [""])[0]
 
     nk, tp, dn, os_name, em, hm = (first(n) for n in ("nk", "tp", "dn", "os", "em", "hm"))
-    # The reference tests dn twice instead of os (spec §12 quirk): an empty os is accepted.
+    # The reference tests dn twice instead of os (docs/format.md §9 quirk): an empty os is accepted.
     for name, value in (("nk", nk), ("tp", tp), ("dn", dn), ("em", em), ("hm", hm)):
         if not value:
             return DeeplinkResult(False, f"missing {name}")

@@ -1,5 +1,5 @@
-"""Disablement secrets (spec §9): the Argon2i KDF with the reference's exact parameters and the
-constant-time check of a secret against an authority's disablement values."""
+"""Disablement secrets (docs/format.md §9): the Argon2i KDF with the reference's exact parameters
+and the constant-time check of a secret against an authority's disablement values."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ed25519 verification with the two rules tailnet lock needs (spec §4.3), in native code.
+"""Ed25519 verification with the two rules tailnet lock needs (docs/format.md §4), in native code.
 
 * ``"zip215"`` — ed25519consensus (ZIP-215): S < L, lenient (non-canonical, small-order) A and
   R, cofactored equation. Used for AUM signatures and direct/credential node-key signatures.

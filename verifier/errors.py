@@ -17,7 +17,7 @@ class DecodeError(TKAError):
 
 
 class ValidationError(TKAError):
-    """A well-formed value that breaks a rule of the authority (spec §5, §6)."""
+    """A well-formed value that breaks a rule of the authority (docs/format.md §5, §6)."""
 
 
 class SignatureError(TKAError):

@@ -1,4 +1,4 @@
-"""BLAKE2s-256 digests and the 32-byte AUM hash type (spec §1.1, §1.2, §4)."""
+"""BLAKE2s-256 digests and the 32-byte AUM hash type (docs/format.md §1, §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Trusted signing keys and AUM signature entries (spec §3.1, §3.2, §1.4, §5.1)."""
+"""Trusted signing keys and AUM signature entries (docs/format.md §3, §1, docs/format.md §5)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class Key:
         return b"" if self.public is None else self.public
 
     def validate(self) -> None:
-        """Key validity (spec §5.1), in the reference's order and wording."""
+        """Key validity (docs/format.md §5), in the reference's order and wording."""
         if self.votes > MAX_KEY_VOTES:
             raise ValidationError(f"excessive key weight: {self.votes} > {MAX_KEY_VOTES}")
         if self.votes == 0:

@@ -1,5 +1,5 @@
-"""The state machine (spec §6): verifying an AUM against the state at its parent, applying a
-verified AUM, and the weight used by fork choice."""
+"""The state machine (docs/format.md §6): verifying an AUM against the state at its parent, applying
+a verified AUM, and the weight used by fork choice."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def _go_hex_text(h: bytes) -> str:
 
 
 def verify_aum(state: State, aum: AUM, *, genesis: bool = False) -> None:
-    """aumVerify (§6.3). `state` is the state at the AUM's parent; for a genesis AUM it is the
-    AUM's own checkpoint state. Raises ValidationError or SignatureError."""
+    """aumVerify (docs/format.md §6). `state` is the state at the AUM's parent; for a genesis AUM it
+    is the AUM's own checkpoint state. Raises ValidationError or SignatureError."""
     try:
         static_validate(aum)
     except ValidationError as err:
@@ -67,7 +67,8 @@ def verify_aum(state: State, aum: AUM, *, genesis: bool = False) -> None:
 
 
 def apply_verified(state: State, aum: AUM) -> State:
-    """applyVerifiedAUM (§6.1, §6.2): the state after `aum`, which must already be verified."""
+    """applyVerifiedAUM (docs/format.md §6): the state after `aum`, which must already be
+    verified."""
     if state.last_aum_hash is not None and state.last_aum_hash != aum.prev_aum_hash:
         raise ValidationError("parent AUMHash mismatch")
     new_hash = bytes(aum.hash())
@@ -124,7 +125,7 @@ def _require_key_id(key: Key) -> None:
 
 
 def genesis_state(aum: AUM) -> State:
-    """The state a parentless AUM starts from (§6.7)."""
+    """The state a parentless AUM starts from (docs/format.md §6)."""
     if aum.kind == MessageKind.CHECKPOINT and aum.state is not None:
         return dataclasses.replace(aum.state, last_aum_hash=bytes(aum.hash()))
     if aum.kind in (MessageKind.NO_OP, MessageKind.ADD_KEY):
@@ -133,7 +134,7 @@ def genesis_state(aum: AUM) -> State:
 
 
 def weight(state: State, aum: AUM) -> int:
-    """Sum of votes of the distinct trusted keys that signed `aum` (§6.4)."""
+    """Sum of votes of the distinct trusted keys that signed `aum` (docs/format.md §6)."""
     seen: set[bytes] = set()
     total = 0
     for sig in aum.signatures:

@@ -1,5 +1,5 @@
-"""Node-key signatures (spec §3.5, §4.2, §7): the statement that a WireGuard node key is
-authorized, directly by a trusted key or through a chain of rotations."""
+"""Node-key signatures (docs/format.md §3, §4, docs/format.md §7): the statement that a WireGuard
+node key is authorized, directly by a trusted key or through a chain of rotations."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class NodeKeySignature:
         return self._encode(with_signature=True)
 
     def sig_hash(self) -> bytes:
-        """BLAKE2s-256 of the encoding without this level's Signature (§4.2)."""
+        """BLAKE2s-256 of the encoding without this level's Signature (docs/format.md §4)."""
         return blake2s256(self._encode(with_signature=False))
 
     @classmethod
@@ -92,7 +92,8 @@ class NodeKeySignature:
             wrapping_pubkey=cbor.field_bytes(fields.get(6), f"{what}.WrappingPubkey") or b"",
         )
 
-    # --- unverified accessors (§7.1) --------------------------------------------------------
+    # --- unverified accessors (docs/format.md §7)
+    # --------------------------------------------------------
 
     def authorizing_key_id(self) -> bytes:
         if self.kind in (SigKind.DIRECT, SigKind.CREDENTIAL):
@@ -119,7 +120,7 @@ class NodeKeySignature:
         return parse_node_key_binary(self.pubkey)
 
     def previous_node_keys(self) -> list[bytes]:
-        """Rotation chains only: earlier node keys, newest first (§7.3 step 5)."""
+        """Rotation chains only: earlier node keys, newest first (docs/format.md §7 step 5)."""
         keys: list[bytes] = []
         if self.kind != SigKind.ROTATION:
             return keys
@@ -140,7 +141,8 @@ class NodeKeySignature:
 
 
 def verify_nks(nks: NodeKeySignature, node_key: bytes, trusted_key: Key) -> None:
-    """verify(s, nodeKey, trustedKey) (§7.2). Raises SignatureError naming the failing step."""
+    """verify(s, nodeKey, trustedKey) (docs/format.md §7). Raises SignatureError naming the failing
+    step."""
     if nks.kind != SigKind.CREDENTIAL and node_key_binary(node_key) != nks.pubkey:
         raise SignatureError("signature does not authorize nodeKey")
     digest = nks.sig_hash()
@@ -185,7 +187,7 @@ def verify_nks(nks: NodeKeySignature, node_key: bytes, trusted_key: Key) -> None
 
 
 def node_key_authorized(state: State, node_key: bytes, nks_bytes: bytes) -> NodeKeySignature:
-    """NodeKeyAuthorized (§7.3) against a head state; returns the decoded signature.
+    """NodeKeyAuthorized (docs/format.md §7) against a head state; returns the decoded signature.
 
     Raises DecodeError (unserialize), NotTrustedError (signing key not trusted) or
     SignatureError, each with the reference's reason text."""
@@ -206,9 +208,9 @@ def node_key_authorized(state: State, node_key: bytes, nks_bytes: bytes) -> Node
 
 
 def _check_rotation_details(nks: NodeKeySignature) -> None:
-    """The reference also collects a rotation's previous node keys (§7.3 step 5), parsing every
-    nested Pubkey down to the first non-rotation level, so a credential that carries a malformed
-    Pubkey fails here although verify() never looks at it."""
+    """The reference also collects a rotation's previous node keys (docs/format.md §7 step 5),
+    parsing every nested Pubkey down to the first non-rotation level, so a credential that carries a
+    malformed Pubkey fails here although verify() never looks at it."""
     if nks.kind != SigKind.ROTATION:
         return
     level = nks.nested
@@ -232,7 +234,7 @@ def is_authorized(state: State, node_key: bytes, nks_bytes: bytes) -> bool:
 
 
 def describe_nks(nks: NodeKeySignature, depth: int = 0) -> str:
-    """Human-readable rendering used by `lock status` (§7.6)."""
+    """Human-readable rendering used by `lock status` (docs/format.md §7)."""
     pad = "  " * depth
     lines = [f"{pad}SigKind: {sig_kind_name(nks.kind)}"]
     if nks.pubkey:

@@ -1,5 +1,5 @@
-"""Retroactive key revocation (spec §10): where to fork, the recovery checkpoint, cosigning and
-the upper-case hex blobs passed between operators."""
+"""Retroactive key revocation (docs/format.md §9): where to fork, the recovery checkpoint, cosigning
+and the upper-case hex blobs passed between operators."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from verifier.validate import static_validate
 
 
 def fork_point(authority: Authority, revoke: list[bytes], our_key_id: bytes) -> AUMHash:
-    """§10.1: the newest AUM at which none of `revoke` is trusted and we are."""
+    """docs/format.md §9: the newest AUM at which none of `revoke` is trusted and we are."""
     if not any(authority.key_trusted(k) for k in revoke):
         raise ValidationError("no provided key is currently trusted")
     oldest = authority.oldest_ancestor.hash()
@@ -38,7 +38,7 @@ def fork_point(authority: Authority, revoke: list[bytes], our_key_id: bytes) -> 
 
 
 def recovery_aum(authority: Authority, revoke: list[bytes], parent: bytes) -> AUM:
-    """§10.2: the unsigned checkpoint of the head state without the revoked keys."""
+    """docs/format.md §9: the unsigned checkpoint of the head state without the revoked keys."""
     keys = list(authority.state.trusted_keys)
     for key_id in revoke:
         for i, key in enumerate(keys):
@@ -54,7 +54,8 @@ def recovery_aum(authority: Authority, revoke: list[bytes], parent: bytes) -> AU
 
 
 def add_cosignature(aum: AUM, signature: Signature) -> AUM:
-    """§10.3: refuse a second signature by the same key; existing ones are not checked."""
+    """docs/format.md §9: refuse a second signature by the same key; existing ones are not
+    checked."""
     if any(s.key_id == signature.key_id for s in aum.signatures):
         raise ValidationError("this node has already signed this recovery AUM")
     return aum.add_signature(signature)

@@ -2,8 +2,8 @@
 
 An `AUMSigner` is a public key plus a callable that is handed the whole AUM — carrying any
 signatures other keys already made — and returns the Ed25519 signature over its SigHash (spec
-§4.1). Passing the AUM rather than its digest lets a signer that shows what it signs (the
-appliance) parse it and check the co-signatures itself; `signer/` adapts PKCS#11 tokens, file
+docs/format.md §4). Passing the AUM rather than its digest lets a signer that shows what it signs
+(the appliance) parse it and check the co-signatures itself; `signer/` adapts PKCS#11 tokens, file
 keys and appliances to this shape. `over_digest` adapts a plain digest-signing function.
 """
 

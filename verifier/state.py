@@ -1,4 +1,4 @@
-"""The authority's state (spec §3.4, §6.5, §6.6): trusted keys, disablement values, state IDs.
+"""The authority's state (docs/format.md §3, §6): trusted keys, disablement values, state IDs.
 
 Only checkpoint AUMs serialize a State. The order of `keys` and `disablement_values` is part of
 the bytes of every later checkpoint, so every transition preserves it (see `verifier.machine`).
@@ -43,8 +43,8 @@ class State:
         return self.keys or ()
 
     def find_key(self, key_id: bytes) -> Key:
-        """The reference's GetKey (§6.2) exactly: a linear scan by exact KeyID bytes that stops
-        with `UnknownKeyKindError` at the first key whose kind has no KeyID (anything but
+        """The reference's GetKey (docs/format.md §6) exactly: a linear scan by exact KeyID bytes
+        that stops with `UnknownKeyKindError` at the first key whose kind has no KeyID (anything but
         Ed25519), even if a later key would match; `KeyNotFoundError` when none matches."""
         for key in self.trusted_keys:
             if key.kind != KeyKind.ED25519:
@@ -61,7 +61,7 @@ class State:
             return None
 
     def state_id(self) -> str:
-        """The deny-list form `StateID1:StateID2` (§6.6)."""
+        """The deny-list form `StateID1:StateID2` (docs/format.md §6)."""
         return f"{self.state_id1}:{self.state_id2}"
 
     def replace(self, **changes: object) -> State:

@@ -1,4 +1,4 @@
-"""Synchronisation between two holders of an authority (spec §8.11): offers, their
+"""Synchronisation between two holders of an authority (docs/format.md §8): offers, their
 intersection, and the AUMs the other side is missing."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Text forms of keys, hashes and secrets (spec §1).
+"""Text forms of keys, hashes and secrets (docs/format.md §1).
 
 Every parser raises `DecodeError` with one line naming the form it expected. Formatting is
 lower-case hex unless the spec says otherwise (disablement secrets and recovery blobs are
@@ -206,7 +206,8 @@ def _b32_decode_lenient(src: bytes, out_len: int) -> bytes:
 
 
 def parse_aum_hash(text: str | bytes) -> bytes:
-    """Parse a 52-character base32 AUM hash with the reference's exact leniency (spec §1.2)."""
+    """Parse a 52-character base32 AUM hash with the reference's exact leniency (docs/format.md
+    §1)."""
     raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     # The length rule applies to the raw text, newlines included (len*5/8 must be 32).
     if len(raw) * 5 // 8 != HASH_LEN:

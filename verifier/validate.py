@@ -1,5 +1,5 @@
-"""Static validation (spec §5): checks an AUM needs no state for, in the reference's order and
-with its wording, so that our rejections read like `tailscale lock`'s."""
+"""Static validation (docs/format.md §5): checks an AUM needs no state for, in the reference's order
+and with its wording, so that our rejections read like `tailscale lock`'s."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ MAX_KEYS = 512
 
 
 def validate_key(key: Key) -> None:
-    """Key validity (§5.1)."""
+    """Key validity (docs/format.md §5)."""
     key.validate()
 
 
 def validate_checkpoint_state(state: State) -> None:
-    """Checkpoint state validation (§5.3)."""
+    """Checkpoint state validation (docs/format.md §5)."""
     if state.last_aum_hash is not None:
         raise ValidationError("cannot specify a parent AUM")
     values = state.disablement_values or ()
@@ -78,7 +78,7 @@ def _first_other(positions: list[int], i: int) -> int | None:
 
 
 def static_validate(aum: AUM) -> None:
-    """AUM static validation (§5.2)."""
+    """AUM static validation (docs/format.md §5)."""
     if aum.key is not None:
         aum.key.validate()
     if aum.prev_aum_hash is not None and len(aum.prev_aum_hash) == 0:

@@ -42,7 +42,7 @@ void rules_fmt_key(char *out, size_t cap, const uint8_t *bytes, size_t len, int 
     out[w < cap ? w : cap - 1] = '\0';
 }
 
-/* Key validity (§5.1) in the reference's order. */
+/* Key validity (docs/format.md §5) in the reference's order. */
 static int key_valid(uint64_t votes, size_t meta_bytes, unsigned kind, char *msg, size_t cap) {
     if (votes > RULES_MAX_KEY_VOTES) {
         snprintf(msg, cap, "excessive key weight: %" PRIu64 " > %d", votes, RULES_MAX_KEY_VOTES);
@@ -78,7 +78,7 @@ static int publics_equal(const tka_aum_key *a, const tka_aum_key *b) {
     return spans_equal(&a->public_key, &b->public_key);
 }
 
-/* Checkpoint state validation (§5.3), without the "checkpoint state: " prefix. */
+/* Checkpoint state validation (docs/format.md §5), without the "checkpoint state: " prefix. */
 static int state_valid(const tka_aum_state *st, char *msg, size_t cap) {
     if (!st->last_hash_is_null) {
         snprintf(msg, cap, "cannot specify a parent AUM");

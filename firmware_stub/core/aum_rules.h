@@ -1,8 +1,8 @@
 /*
  * The tailnet-lock rules on the device's own state representation (internal to authority.c and
- * checks.c): static validation (spec §5), verifying an AUM against the state at its parent
- * (§6.3, ZIP-215 against the key's public bytes from that state), applying it (§6.2), weight
- * and fork choice (§6.4, §8.3), and the compact encoding of states kept in the history arena
+ * checks.c): static validation (docs/format.md §5), verifying an AUM against the state at its parent
+ * (docs/format.md §6, ZIP-215 against the key's public bytes from that state), applying it (docs/format.md §6), weight
+ * and fork choice (docs/format.md §6, §8), and the compact encoding of states kept in the history arena
  * and the flash blob. Error texts are the reference's (verifier/validate.py, machine.py), so a
  * refusal reads like `tailscale lock`'s; `msg` receives them (cap >= DEV_ERROR_MESSAGE_MAX).
  *
@@ -28,18 +28,18 @@ enum { KIND_ADD_KEY = 1, KIND_REMOVE_KEY = 2, KIND_NO_OP = 3, KIND_UPDATE_KEY = 
 void rules_kind_name(unsigned kind, char *out, size_t cap);
 void rules_key_kind_name(unsigned kind, char *out, size_t cap);
 
-/* Static validation (§5.2); 1 if valid, else 0 with the reference's text (no prefix). */
+/* Static validation (docs/format.md §5); 1 if valid, else 0 with the reference's text (no prefix). */
 int rules_static_validate(const tka_aum *aum, char *msg, size_t cap);
 
 /* Index of the first key whose public bytes (null read as empty) equal id, or -1 (GetKey). */
 int rules_find_key(const auth_state *s, const uint8_t *id, size_t len);
 
-/* aumVerify (§6.3) against `parent` (for a genesis: the AUM's own state). `require_signed` = 0
+/* aumVerify (docs/format.md §6) against `parent` (for a genesis: the AUM's own state). `require_signed` = 0
  * skips "unsigned AUM" (an AUM the device is about to sign). 1 if valid, else 0 and msg. */
 int rules_verify(const auth_state *parent, const tka_aum *aum, const uint8_t sighash[32],
                  int genesis, int require_signed, char *msg, size_t cap);
 
-/* applyVerifiedAUM (§6.1–6.2): *out = the state after `aum`, applied to `parent` whose hash is
+/* applyVerifiedAUM (docs/format.md §6): *out = the state after `aum`, applied to `parent` whose hash is
  * `parent_hash` (NULL for a genesis: nothing to match). Also refuses (0) what the device cannot
  * hold: more than AUTH_MAX_KEYS keys or a public key longer than AUTH_PUBLIC_MAX. */
 int rules_apply(const auth_state *parent, const uint8_t *parent_hash, const tka_aum *aum,
@@ -56,10 +56,10 @@ void rules_parent_hash(const tka_aum *aum, uint8_t out[32]);
  * does not fit. The state must have passed static validation. */
 int rules_state_from_aum(const tka_aum_state *st, auth_state *out, char *msg, size_t cap);
 
-/* Weight (§6.4): votes of the distinct keys of `s` that signed `aum`. */
+/* Weight (docs/format.md §6): votes of the distinct keys of `s` that signed `aum`. */
 uint64_t rules_weight(const auth_state *s, const tka_aum *aum);
 
-/* Fork choice (§8.3): 1 if (wa, ka, ha) is preferred over (wb, kb, hb). */
+/* Fork choice (docs/format.md §8): 1 if (wa, ka, ha) is preferred over (wb, kb, hb). */
 int rules_fork_prefers(uint64_t wa, unsigned ka, const uint8_t ha[32], uint64_t wb, unsigned kb,
                        const uint8_t hb[32]);
 

@@ -103,7 +103,7 @@ int authority_state_at(const dev_authority *a, const uint8_t hash[32], auth_stat
 
 /* ---- enrollment ---- */
 
-/* Bootstrap's checks (spec §6.7): a checkpoint with a state, verified against its own state. */
+/* Bootstrap's checks (docs/format.md §6): a checkpoint with a state, verified against its own state. */
 static int check_enroll(tka_span aum, screen *scr, uint8_t aum_hash[32], uint8_t sighash[32],
                         auth_state *state, dev_error *err) {
     char msg[DEV_ERROR_MESSAGE_MAX], kind[24];

@@ -60,7 +60,7 @@ typedef struct {
     uint8_t sighash[32];
 } nks_item;
 
-/* The checks every unsigned NKS passes (docs §4.2), without the screen. */
+/* The checks every unsigned NKS passes (docs/appliance.md §4.2), without the screen. */
 static int check_one_nks(const uint8_t key_public[32], tka_span nks, nks_item *item,
                          const char *where, dev_error *err) {
     nks_chain chain;
@@ -115,7 +115,7 @@ static int check_one_nks(const uint8_t key_public[32], tka_span nks, nks_item *i
     return DEV_OK;
 }
 
-/* What needs the authority: head, trust, rotation-key class (docs §4.2, in that order). */
+/* What needs the authority: head, trust, rotation-key class (docs/appliance.md §4.2, in that order). */
 static int check_nks_policy(const dev_authority *a, const uint8_t key_public[32],
                             const uint8_t head[32], const nks_item *item, const char *where,
                             dev_error *err) {

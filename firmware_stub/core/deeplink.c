@@ -197,7 +197,7 @@ int deeplink_validate(const uint8_t *url, size_t len, uint64_t state_id1, deepli
             values[f].len = 0;
         }
     }
-    /* The reference checks dn twice and never os (spec §12). */
+    /* The reference checks dn twice and never os (docs/format.md §9). */
     static const int required[] = {F_NK, F_TP, F_DN, F_EM, F_HM};
     for (size_t r = 0; r < sizeof required / sizeof required[0]; r++)
         if (values[required[r]].len == 0) return fail(out, "missing %s", NAMES[required[r]]);

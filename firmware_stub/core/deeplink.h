@@ -1,5 +1,5 @@
 /*
- * Signing deeplinks (spec §12, verifier/deeplink.py): `tailscale://sign-device/v1/?nk=…&tp=…&
+ * Signing deeplinks (docs/format.md §9, verifier/deeplink.py): `tailscale://sign-device/v1/?nk=…&tp=…&
  * dn=…&os=…&em=…&hm=…`, whose HMAC-SHA-256 (keyed by the 8-byte little-endian StateID1, over
  * nk‖tp‖dn‖os‖em) proves that someone who knows the authority's StateID1 made it.
  *

@@ -79,7 +79,7 @@ typedef struct {
 
 typedef struct device {
     const char *board_name;   /* set by the board before device_boot ("host"); kept by boot */
-    uint32_t kdf_opslimit;    /* for new seals; 0 before boot = docs §7's parameters */
+    uint32_t kdf_opslimit;    /* for new seals; 0 before boot = docs/appliance.md §7's parameters */
     uint32_t kdf_memlimit;
 
     board *b;

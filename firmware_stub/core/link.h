@@ -25,7 +25,7 @@ enum { LT_DATA = 1, LT_ACK = 2, LT_NAK = 3, LT_BUSY = 4, LT_RESET = 5, LT_ALIVE 
 #define LF_FIN 0x01
 #define LF_REPLY 0x02
 
-/* Sender parameters (docs §1). */
+/* Sender parameters (docs/appliance.md §1). */
 #define LINK_WINDOW 4096          /* unacknowledged bytes in flight */
 #define LINK_FRAG_INITIAL 256
 #define LINK_FRAG_MIN 32

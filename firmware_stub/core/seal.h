@@ -16,7 +16,7 @@
 #define SEAL_KEY_LEN 32
 #define SEAL_TAG_LEN 16
 
-/* The KDF parameters of docs §7; boards (and tests) may choose others, which are stored with
+/* The KDF parameters of docs/appliance.md §7; boards (and tests) may choose others, which are stored with
  * the seal and bound by it. */
 #define SEAL_OPSLIMIT 2
 #define SEAL_MEMLIMIT (64u * 1024 * 1024)

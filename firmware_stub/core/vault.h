@@ -61,7 +61,7 @@ int vault_serialize(const vault *v, const dev_policy *p, const dev_authority *a,
 int vault_deserialize(vault *v, dev_policy *p, dev_authority *a, const uint8_t *in, size_t len,
                       const char **why);
 
-/* 1 if every field is in its range of docs §5. */
+/* 1 if every field is in its range of docs/appliance.md §5. */
 int policy_valid(const dev_policy *p);
 
 #endif

@@ -2,7 +2,7 @@
 
 A backend holds (or reaches) one Ed25519 private key and signs 32-byte digests with pure Ed25519
 (RFC 8032, never Ed25519ph): tailnet lock signs the BLAKE2s-256 SigHash of an AUM or a node-key
-signature (spec §4), so the message is always exactly 32 bytes.
+signature (docs/format.md §4), so the message is always exactly 32 bytes.
 
 `sign` takes an optional `SigningContext`. Backends that cannot show anything (PKCS#11 tokens,
 files) ignore it; a signer appliance that displays what it signs and asks for confirmation uses

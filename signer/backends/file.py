@@ -1,8 +1,9 @@
 """A software Ed25519 key in a file (development, tests, node-local lock keys).
 
 File format: one line `nlpriv:<128 hex>` — Tailscale's text form of a 64-byte Ed25519 private key,
-the 32-byte seed followed by the 32-byte public key (spec §1.3). The public half must match the
-seed: Go would silently sign with a mismatched half (spec §18 item 4); we refuse such a file.
+the 32-byte seed followed by the 32-byte public key (docs/format.md §1). The public half must match
+the seed: Go would silently sign with a mismatched half (docs/format.md §10 item 3); we refuse such
+a file.
 
 The file must not be readable or writable by group or others (mode 0600 or stricter); we refuse
 to read it otherwise, as ssh does, because a readable key file is a leaked key.

@@ -1,12 +1,12 @@
-"""`tka <command>`: the tailnet-lock lifecycle, mirroring `tailscale lock <command>` (spec §15).
+"""`tka <command>`: the tailnet-lock lifecycle, mirroring `tailscale lock <command>` (docs/cli.md).
 
 Commands are top level (`tka init`, `tka status`, …). Every command acts for one node, named by
 its state directory (`--state`), against one coordination service (`--control`), and signs, when
 it signs, with the node's lock key (`--key`, default: the URI recorded in the node state).
 
 Before doing anything a command brings the node's local authority up to date with the service
-exactly as tailscaled does on every netmap (spec §13.4, `signer.sync_node`): reads are therefore
-current, and the local authority advances only through verified AUMs (Inform).
+exactly as tailscaled does on every netmap (docs/control.md, `signer.sync_node`): reads are
+therefore current, and the local authority advances only through verified AUMs (Inform).
 
 Mutating commands print what they will change on stderr and ask; without a terminal they
 refuse unless `--yes`/`--confirm` is given (exit 2). `init` keeps Tailscale's behaviour: without

@@ -1,4 +1,5 @@
-"""What each lifecycle command does (spec §13.4, §15); argument parsing is in lock_commands.
+"""What each lifecycle command does (docs/control.md, docs/cli.md); argument parsing is in
+lock_commands.
 
 Every command that needs the authority first runs one netmap round (`signer.sync_node.sync`)
 under the node's lock, so it sees current state and the local authority only advances through
@@ -239,7 +240,7 @@ def _require_trusted(authority: Authority, public: bytes) -> None:
 
 
 def parse_key_arg(text: str, index: int) -> Key:
-    """`tlpub:<hex>[?votes]` or `nlpub:…` (spec §15.1)."""
+    """`tlpub:<hex>[?votes]` or `nlpub:…` (docs/cli.md)."""
     body, _, votes_text = text.partition("?")
     try:
         public = parse_nl_public(body)
@@ -408,7 +409,7 @@ def _forget_unregistered(node: NodeState, created_root: bool, existed: set[Path]
 
 
 def _signature_from_auth_key(text: str, node_key: bytes) -> str | None:
-    """A wrapped auth key (spec §11.2) becomes a rotation NKS over the credential."""
+    """A wrapped auth key (docs/format.md §9) becomes a rotation NKS over the credential."""
     import nacl.signing
 
     from verifier import authkey
@@ -512,7 +513,7 @@ def _enable(
     genesis: AUM,
     support_secret: bytes | None,
 ) -> None:
-    """Init's exchange with the service (spec §13.4): send the genesis, sign every existing
+    """Init's exchange with the service (docs/control.md): send the genesis, sign every existing
     node under it (an appliance enrolls the genesis it has just signed, then confirms the
     whole batch once), and commit."""
     from signer.nks_signing import sign_direct_nks_many
@@ -664,7 +665,7 @@ REBUILD_BACKOFF = 0.05
 
 
 def _submitted(s: Session, updates: list[AUM]) -> bool:
-    """Modify flow (spec §13.4): send the new AUMs on top of our head, sync again, and say
+    """Modify flow (docs/control.md): send the new AUMs on top of our head, sync again, and say
     whether they are on the service's active chain now. A concurrent writer may have reached
     the service first (its update and ours then compete for the same parent, and ours can
     lose fork choice): an exit 0 must mean the change is in effect."""
@@ -835,8 +836,8 @@ def parse_sign_words(words: list[str]) -> tuple[bytes, bytes]:
 
 
 def _sign_deeplink(args: argparse.Namespace, link: str) -> int:
-    """Sign what a signing deeplink (spec §12) names: its node key, with its tailnet-lock key
-    as the rotation key, after checking its MAC with the authority's StateID1."""
+    """Sign what a signing deeplink (docs/format.md §9) names: its node key, with its tailnet-lock
+    key as the rotation key, after checking its MAC with the authority's StateID1."""
     from signer.bulk import check_rotation_key
     from verifier.deeplink import validate_deeplink
 
@@ -889,8 +890,8 @@ def _read_file_arg(arg: str) -> str:
 
 
 def _sign_auth_key(args: argparse.Namespace, auth_key: str) -> int:
-    """Spec §11.1: a fresh credential key C, trusted by an AddKey we sign; C signs a credential
-    for a fresh wrapping key W; C's private half is discarded."""
+    """Spec docs/format.md §9: a fresh credential key C, trusted by an AddKey we sign; C signs a
+    credential for a fresh wrapping key W; C's private half is discarded."""
     import nacl.signing
 
     from verifier import authkey

@@ -83,7 +83,7 @@ def enrol(
 
 
 def direct_nks(signer: SigningKey, node_key: bytes, rotation: bytes = b"") -> bytes:
-    """A direct node-key signature of `node_key` by `signer` (spec §7.4)."""
+    """A direct node-key signature of `node_key` by `signer` (docs/format.md §7)."""
     unsigned = NodeKeySignature(
         kind=SigKind.DIRECT,
         pubkey=node_key_binary(node_key),

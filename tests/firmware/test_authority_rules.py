@@ -4,7 +4,7 @@ deeplink.c) against the Python verifier, through tests/firmware/authority_harnes
 Every expectation is computed by the oracle (`verifier`: Authority.inform, verify_aum,
 apply_verified, NodeKeySignature.sig_hash, validate_deeplink, public_key_class) on AUMs and
 signatures made with real Ed25519 keys (PyNaCl); only the device's own policy (docs/appliance.md
-§4-5: what it refuses to sign and why) is asserted directly.
+docs/appliance.md §4-5: what it refuses to sign and why) is asserted directly.
 
 The harness is built under ASan/UBSan in build/c, the tree `make test-c` uses (CMake, target
 fw_authority_harness; already built there when `make test` gets here).

@@ -1,4 +1,4 @@
-/* The device through its serial line (docs §2): boot and the flash, the request envelope, set-up,
+/* The device through its serial line (docs/appliance.md §2): boot and the flash, the request envelope, set-up,
  * unlock and the PIN counter, the pending confirmation (status, cancel, busy, timeouts, host
  * silence, RESET), policy, auto-lock, force-audit, wipe, and flash failures. */
 #define _GNU_SOURCE /* memmem */

@@ -1,4 +1,4 @@
-/* The link layer of docs §1 between two fw_link ends over a simulated line that loses,
+/* The link layer of docs/appliance.md §1 between two fw_link ends over a simulated line that loses,
  * corrupts, duplicates, delays and reorders frames; and the receiver's rules frame by frame. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* Signing through the device (docs §2.2, §4): tka init (sign a genesis, enroll it without a
+/* Signing through the device (docs/appliance.md §2.2, §4): tka init (sign a genesis, enroll it without a
  * second confirmation), node-key signatures one by one and in a batch, an AUM on top of the
  * head, refusals logged, and what each reply repeats. Every signature is verified here. */
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 """Peers for differential tests of the bulk node-key verifier: valid chains, every structural
-failure of §7.2-§7.3 made on purpose, and byte-level damage.
+failure of docs/format.md §7 made on purpose, and byte-level damage.
 
 Verdicts never come from here: tests compare the C path with `node_key_authorized`.
 """
@@ -96,7 +96,8 @@ def _rebuild(levels: list[NodeKeySignature]) -> NodeKeySignature:
 def structural_mutation(
     nks: NodeKeySignature, rng: random.Random, signers: list[SigningKey] | None = None
 ) -> NodeKeySignature:
-    """One field of one level changed to something §7 has a rule about; re-encoded canonically.
+    """One field of one level changed to something docs/format.md §7 has a rule about; re-encoded
+    canonically.
 
     With `signers` (the key of each level), the levels above the change are signed again, so
     the failure is met deep in the chain rather than at the outer signature."""

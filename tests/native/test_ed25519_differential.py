@@ -2,7 +2,7 @@
 
 * ZIP-215 against `ed25519_zebra` (py-ed25519-zebra-bindings, Rust ed25519-zebra);
 * cofactorless against `cryptography` (OpenSSL), which agrees with Go's crypto/ed25519
-  (notes/ed25519-verification.md §2);
+  (docs/design.md);
 * batch against single.
 
 Cases are random honest signatures plus adversarial mutations: flipped bits, S >= L,
@@ -195,7 +195,7 @@ def test_cofactorless_bulk_matches_openssl(cases: list[Case]) -> None:
 
 def test_rules_differ_on_mixed_order_cases(cases: list[Case]) -> None:
     # Some cases are ZIP-215-valid yet cofactorless-invalid; none the other way round
-    # (Go-valid implies ZIP-215-valid, notes §1).
+    # (Go-valid implies ZIP-215-valid, docs/design.md).
     zip_only = [c for c in cases if ed25519.verify(*c) and not ed25519.verify(*c, "cofactorless")]
     go_only = [c for c in cases if ed25519.verify(*c, "cofactorless") and not ed25519.verify(*c)]
     assert zip_only

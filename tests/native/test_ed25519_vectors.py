@@ -31,7 +31,7 @@ def grid() -> list[tuple[bytes, bytes, bytes]]:
 
 
 def test_grid_zip215_accepts_all_196(grid: list[tuple[bytes, bytes, bytes]]) -> None:
-    # ZIP-215 requires every grid case to verify (zips.z.cash/zip-0215; notes §2).
+    # ZIP-215 requires every grid case to verify (zips.z.cash/zip-0215; docs/design.md).
     assert all(ed25519.verify(*c) for c in grid)
     assert all(ed25519_zebra.ed_verify(sig, msg, pk) for pk, msg, sig in grid)
 
@@ -39,7 +39,7 @@ def test_grid_zip215_accepts_all_196(grid: list[tuple[bytes, bytes, bytes]]) -> 
 def test_grid_cofactorless_accepts_exactly_12(grid: list[tuple[bytes, bytes, bytes]]) -> None:
     ours = [ed25519.verify(*c, rule="cofactorless") for c in grid]
     assert ours == [openssl_verdict(*c) for c in grid]
-    assert sum(ours) == 12  # Go stdlib / OpenSSL accept 12 of 196 (notes §2)
+    assert sum(ours) == 12  # Go stdlib / OpenSSL accept 12 of 196 (docs/design.md)
 
 
 def test_grid_batch_accepts_all(grid: list[tuple[bytes, bytes, bytes]]) -> None:

@@ -221,7 +221,7 @@ def test_sign_nodekeys_output_verified_line_by_line(softhsm_token: Any, tmp_path
             if extra:
                 assert nks.wrapping_pubkey == bytes(rotation)
             else:
-                assert not nks.wrapping_pubkey  # never the all-zero key (spec §18 item 1)
+                assert not nks.wrapping_pubkey  # never the all-zero key (docs/format.md §10 item 1)
             assert nks.to_cbor() == blob
             digest = nks.sig_hash()
             assert ed25519.verify(public, digest, nks.signature, rule="zip215")

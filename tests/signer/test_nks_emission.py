@@ -1,4 +1,4 @@
-"""What we emit is safer than the reference where it costs nothing (spec §18, item 1)."""
+"""What we emit is safer than the reference where it costs nothing (docs/format.md §10, item 1)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """signer.signing: AUMs and node-key signatures built with a real SoftHSM key (and a file key),
-accepted by the verifier's own rules (§6.3, §7.3) and by PyNaCl."""
+accepted by the verifier's own rules (docs/format.md §6, §7) and by PyNaCl."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The authority over real storage (§6.7, §8): create, build, inform, forks, reopen."""
+"""The authority over real storage (docs/format.md §6, §8): create, build, inform, forks, reopen."""
 
 from __future__ import annotations
 

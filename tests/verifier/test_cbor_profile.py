@@ -1,6 +1,7 @@
-"""The CBOR profile (spec §2), case by case, without the Go oracle: the decoder's strictness and
-leniency, and hashes taken over the canonical re-encoding. (The interop suite checks the same
-rules against the reference on random and mutated inputs; these pin the individual rules.)"""
+"""The CBOR profile (docs/format.md §2), case by case, without the Go oracle: the decoder's
+strictness and leniency, and hashes taken over the canonical re-encoding. (The interop suite checks
+the same rules against the reference on random and mutated inputs; these pin the individual
+rules.)"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Node-key signature verdicts (§7) with real Ed25519 keys."""
+"""Node-key signature verdicts (docs/format.md §7) with real Ed25519 keys."""
 
 from __future__ import annotations
 

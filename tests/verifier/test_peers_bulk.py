@@ -1,4 +1,4 @@
-"""verify_peers gives one verdict per peer, matching the single-peer rule of §7.3."""
+"""verify_peers gives one verdict per peer, matching the single-peer rule of docs/format.md §7."""
 
 from __future__ import annotations
 

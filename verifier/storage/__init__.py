@@ -1,4 +1,4 @@
-"""Authority storage backends (spec §8.2, §8.9, §8.10)."""
+"""Authority storage backends (docs/format.md §8, §8)."""
 
 from typing import TYPE_CHECKING
 

@@ -1,5 +1,5 @@
-"""The storage interface (spec §8.2) every authority store implements, and the record format
-of one stored AUM (§3.6)."""
+"""The storage interface (docs/format.md §8) every authority store implements, and the record format
+of one stored AUM (docs/format.md §3)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Tailscale's on-disk authority layout (spec §8.9), read and written, so that a copy of a real
-node's `tka-profiles/<profile>/` directory can be opened and audited, and what we write can be
+"""Tailscale's on-disk authority layout (docs/format.md §8), read and written, so that a copy of a
+real node's `tka-profiles/<profile>/` directory can be opened and audited, and what we write can be
 used by tailscaled.
 
 Layout: `<root>/<first 2 chars of base32 hash>/<52-char base32 hash>` holds a CBOR storage

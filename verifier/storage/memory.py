@@ -1,4 +1,4 @@
-"""In-memory storage (spec §8.10): the same semantics without persistence."""
+"""In-memory storage (docs/format.md §8): the same semantics without persistence."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""SQLite storage for an authority (spec §8.2 semantics): one table of AUM records and one of
-settings, written inside the caller's transaction when there is one, else in its own."""
+"""SQLite storage for an authority (docs/format.md §8 semantics): one table of AUM records and one
+of settings, written inside the caller's transaction when there is one, else in its own."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@
         dev.unlock(pin)
         signed = dev.sign_nks("admin", nks_bytes, head)
 
-Opening runs the RESET handshake. Every reply is checked for the shape §2.2 gives it (lengths of
-keys, hashes and signatures, types) before a result object is built, so callers never see a
-half-formed reply. Calls that wait for the person ("confirm") are bounded by `confirm_wait`
+Opening runs the RESET handshake. Every reply is checked for the shape docs/appliance.md §2.2 gives
+it (lengths of keys, hashes and signatures, types) before a result object is built, so callers never
+see a half-formed reply. Calls that wait for the person ("confirm") are bounded by `confirm_wait`
 (120 s by default): at the deadline, or on Ctrl-C (KeyboardInterrupt), the host sends `cancel`,
 waits briefly for the device to answer `cancelled`, and then raises (DeviceError, or the
 KeyboardInterrupt itself). While the device waits for the person, `notify` is told once per
@@ -263,7 +263,8 @@ def parse_policy(method: str, value: object) -> Policy:
 
 
 def verify_attestation(identity: bytes, key: GeneratedKey) -> None:
-    """Check that `key` was made inside the device whose identity key is `identity` (§2.2)."""
+    """Check that `key` was made inside the device whose identity key is `identity`
+    (docs/appliance.md §2.2)."""
     where = "generate_key"
     if not ed25519.verify(identity, ATTESTATION_CONTEXT + key.statement, key.attestation,
                           rule="cofactorless"):
@@ -412,7 +413,8 @@ class Appliance:
         if request_id is not None:
             self.rpc.forget(request_id)
 
-    # -- the calls of §2.2 ---------------------------------------------------------------
+    # -- the calls of docs/appliance.md §2.2
+    # ---------------------------------------------------------------
 
     def info(self) -> DeviceInfo:
         r = _Reply("info", self.call("info"))

@@ -8,7 +8,8 @@ Layers, bottom up:
 - `Frame`: version, type, flags, seq, offset, payload, CRC-32 (zlib's, little-endian);
   `Frame.encode()` / `Frame.decode()` and `wire()` (COBS + delimiter). `FrameReader` splits a
   byte stream into frames and reports what it had to drop.
-- `Receiver`: the receiving half of one direction (cur / got / done, §1 "Receiver").
+- `Receiver`: the receiving half of one direction (cur / got / done, docs/appliance.md §1
+  "Receiver").
 - `Sender`: go-back-N over bytes with at most 4096 unacknowledged bytes, adaptive retransmission
   timeout (RFC 6298 style, 20 ms-1 s, Karn's rule) and adaptive fragment size (256 → halved on
   loss down to 32, doubled after 16 clean fragments up to 1024).
@@ -705,7 +706,8 @@ class Link:
     # -- the session -----------------------------------------------------------------------
 
     def reset(self) -> None:
-        """The RESET handshake (§1): every 200 ms for 2 s until the device answers."""
+        """The RESET handshake (docs/appliance.md §1): every 200 ms for 2 s until the device
+        answers."""
         self.transport.discard_input()
         self._reader = FrameReader()
         self._in_handshake = True

@@ -44,7 +44,7 @@ def untrusted_text(text: object, limit: int = _DEVICE_TEXT_MAX) -> str:
 
 
 class ApplianceError(DeviceError):
-    """An error reply from the appliance. `code`/`name` are the protocol's (§2.1);
+    """An error reply from the appliance. `code`/`name` are the protocol's (docs/appliance.md §2.1);
     `device_message` the device's own text (escaped); `fields` any extra fields."""
 
     code: ClassVar[int] = 0

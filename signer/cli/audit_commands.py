@@ -19,6 +19,7 @@ from pathlib import Path
 
 from signer.audit import (
     INPUT_PEERS,
+    SCHEMA_VERSION,
     audit,
     parse_peer_lines,
     peers_from_status,
@@ -35,7 +36,7 @@ from verifier.storage.atomic import atomic_write
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    version = json_version(args.json)
+    version = json_version(args.json, current=int(SCHEMA_VERSION))
     if (args.peers is None) == (args.status is None):
         raise UsageError("give the peers with --peers FILE or --status FILE (one of them)")
     source = args.peers if args.peers is not None else args.status
@@ -82,5 +83,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "the node the directory is from",
     )
     parser.add_argument("--html", metavar="FILE", help="also write a one-file HTML report")
-    add_json_flag(parser)
+    add_json_flag(parser, f"schema version {SCHEMA_VERSION}")
     parser.set_defaults(func=cmd_audit)

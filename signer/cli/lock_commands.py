@@ -98,8 +98,9 @@ class JsonFlag(argparse.Action):
 
 
 def add_json_flag(parser: argparse.ArgumentParser, schema: str = "schema version 1") -> None:
-    """The one `--json` of every command with JSON output: `--json`/`--json=true` is schema
-    version 1, `--json=false` the human output, `--json=N` version N (`json_version`)."""
+    """The one `--json` of every command with JSON output: `--json`/`--json=true` is the
+    command's schema version, `--json=false` the human output, `--json=N` version N
+    (`json_version`)."""
     parser.add_argument(
         "--json",
         action=JsonFlag,
@@ -111,19 +112,20 @@ def add_json_flag(parser: argparse.ArgumentParser, schema: str = "schema version
     )
 
 
-def json_version(value: str | None) -> int:
-    """`--json`, `--json=true` → 1; `--json=false` → 0 (human); `--json=N` → N if supported."""
+def json_version(value: str | None, current: int = 1) -> int:
+    """`--json`, `--json=true` → `current` (the command's one schema version); `--json=false` → 0
+    (human); `--json=N` → N if it is `current`."""
     if value is None or value.lower() == "false":
         return 0
     if value.lower() == "true":
-        return 1
+        return current
     try:
         version = int(value)
     except ValueError:
         raise UsageError(
             f"--json takes true, false or a schema version, got '{clip_input(value)}'"
         ) from None
-    if version != 1:
+    if version != current:
         raise CommandError(f"unrecognised version: {version}")
     return version
 

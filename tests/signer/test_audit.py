@@ -107,6 +107,25 @@ def test_every_peer_authorized_exits_zero(
     assert "1 peers: 1 authorized, 0 not authorized" in capsys.readouterr().out
 
 
+def test_audit_json_is_its_own_schema_version(
+    lock: tuple[Path, SigningKey, SigningKey],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, admin, _ = lock
+    node_key = bytes(range(32, 64))
+    peers = tmp_path / "peers.txt"
+    peers.write_text(f"{format_node_public(node_key)} {_direct(admin, node_key).hex()}\n")
+    base = ["audit", "--authority", str(directory), "--peers", str(peers)]
+    assert main([*base, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["SchemaVersion"] == "2"
+    assert main([*base, "--json=2"]) == 0
+    assert json.loads(capsys.readouterr().out) == doc
+    assert main([*base, "--json=1"]) == 1  # the first audit schema is gone
+    assert capsys.readouterr().err == "tka: unrecognised version: 1\n"
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

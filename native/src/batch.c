@@ -22,6 +22,7 @@
 #include "ed25519_internal.h"
 #include "ge.h"
 #include "sc.h"
+#include "sha512_x8.h"
 #include "tka_native.h"
 
 #define LEAF_SIZE 4          /* ranges this small are settled by single verification */
@@ -348,6 +349,9 @@ static int verify_chunk(const tka_batch_item *items, size_t n, uint8_t *verdicts
         for (size_t j = 0; j < 8; j++)
             encs[j] = items[ctx.item_index[c + (j < lanes ? j : 0)]].sig;
         ge_frombytes_lenient_x8(r, ok, encs);
+        /* The kept signatures' challenges, hashed together (sha512_x8.c). */
+        const uint8_t *ch_r[8], *ch_a[8], *ch_msg[8];
+        size_t ch_len[8], kept_here = 0, first = ctx.m;
         for (size_t j = 0; j < lanes; j++) {
             if (!ok[j]) continue;
             size_t i = ctx.item_index[c + j];
@@ -357,8 +361,14 @@ static int verify_chunk(const tka_batch_item *items, size_t n, uint8_t *verdicts
             ctx.key_index[dst] = ctx.key_index[c + j];
             ge_affine_p3_to_niels(&ctx.r_niels[dst], &r[j]);
             sc_from_bytes(&ctx.s[dst], it->sig + 32);
-            ed25519_challenge(&ctx.k[dst], it->sig, it->pk, it->msg, it->msg_len);
+            ch_r[kept_here] = it->sig;
+            ch_a[kept_here] = it->pk;
+            ch_msg[kept_here] = it->msg;
+            ch_len[kept_here] = it->msg_len;
+            kept_here++;
         }
+        if (kept_here > 0)
+            ed25519_challenge_x8(&ctx.k[first], ch_r, ch_a, ch_msg, ch_len, kept_here);
     }
     rc = 0;
     if (ctx.m == 0) goto done;

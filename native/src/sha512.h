@@ -12,6 +12,9 @@ typedef struct {
     size_t buf_len;
 } sha512_ctx;
 
+/* The 80 round constants of FIPS 180-4 (shared with the eight-lane code). */
+extern const uint64_t sha512_round_constants[80];
+
 void sha512_init(sha512_ctx *ctx);
 void sha512_update(sha512_ctx *ctx, const uint8_t *data, size_t len);
 void sha512_final(sha512_ctx *ctx, uint8_t out[64]);

@@ -1,6 +1,6 @@
 # Entry points. `make demo` and `make test` each set everything up first (scripts/setup.sh).
 PYTHON ?= python3
-.PHONY: setup demo test test-python test-c lint bench bench-c fuzz clean
+.PHONY: setup demo test test-python test-c lint bench bench-c bench-rust fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -41,10 +41,15 @@ bench-c: setup
 	$(PYTHON) bench/make_native_inputs.py build/bench/inputs
 	build/bench/bench_native build/bench/inputs
 
+# Our verifier beside ed25519-dalek and ed25519-zebra (bench/rust, built with cargo from
+# crates.io; needs a Rust toolchain, uses a nightly one too where rustup has it).
+bench-rust: setup
+	nice -n 10 $(PYTHON) bench/bench_rust.py
+
 # libFuzzer over the native core (installs clang); FUZZ_SECONDS defaults to 30 minutes.
 FUZZ_SECONDS ?= 1800
 fuzz: setup
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
-	rm -rf build *.egg-info verifier/_native*.so tests/interop/tka-interop
+	rm -rf build *.egg-info verifier/_native*.so tests/interop/tka-interop bench/rust/target

@@ -21,8 +21,8 @@ on its own. It keeps a pinned copy in a directory of its own (Tailscale's filesy
 Online, `make_request` packs what to sign (a node key and optional rotation key) with the
 active chain from the oldest stored ancestor to the head, and `check_response` verifies the
 returned signature against the current authority before it is submitted. That is version 1 of
-the files, still read and still written for a single node key; version 2, many items of several
-kinds in one request (what the CLI uses), is signer/offline_items.py.
+the files, still read and still written for a single node key; versions 2 and 3, many items of
+several kinds in one request (what the CLI uses), are signer/offline_items.py.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ class AuthorityExport:
     @classmethod
     def from_json(cls, text: str) -> AuthorityExport:
         """An authority file, or a request file (it carries the same chain)."""
-        doc = _load(text, (AUTHORITY_KIND, REQUEST_KIND), (VERSION, 2))
+        doc = _load(text, (AUTHORITY_KIND, REQUEST_KIND), (VERSION, 2, 3))
         if doc["Kind"] == AUTHORITY_KIND and doc["Version"] != VERSION:
             raise DecodeError(f"{AUTHORITY_KIND} version {doc['Version']} is not supported "
                               f"(want {VERSION})")

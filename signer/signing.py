@@ -18,6 +18,10 @@ rules, so a faulty token or a wrong key never produces a signature we publish):
   backend's key authorizes whoever holds the wrapping key's private half to sign node keys.
 - `wrap_auth_key(backend, auth_key) -> str` — a fresh random wrapping key W, a credential for W
   signed by the backend, and the `<authkey>--TL<b64 NKS>-<b64 W private>` text of docs/format.md §9.
+- `revocable_auth_key(auth_key, wrapper_stableid) -> (Key, str)` — Tailscale's own (revocable)
+  mode: a fresh credential key C signs the credential for a fresh wrapping key W and is then
+  discarded; returns the `Key` to trust for C (1 vote, the metadata Tailscale writes), which an
+  AddKey signed by a trusted key must add, and the wrapped key text (a secret).
 - `sign_rotation(wrapping_private, node_key, previous, rotation_public=None) -> NodeKeySignature`
   — a rotation NKS (docs/format.md §7) over `previous` (a credential, or an earlier direct/rotation
   NKS), signed by the 64-byte wrapping private key (seed ‖ public) the previous level names.
@@ -29,6 +33,7 @@ authority's business (docs/format.md §7), not checked here. Each builder checks
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import nacl.signing
@@ -38,7 +43,7 @@ from signer.nks_signing import sign_direct_nks
 from verifier import authkey, ed25519
 from verifier.aum import AUM, message_kind_name
 from verifier.errors import SignatureError, SignerError
-from verifier.key import Signature, ed25519_key
+from verifier.key import Key, Signature, ed25519_key
 from verifier.nks import NodeKeySignature, SigKind, verify_nks
 from verifier.signing import AUMSigner
 from verifier.textforms import format_node_public, node_key_binary
@@ -127,6 +132,35 @@ def wrap_auth_key(backend: KeyBackend, auth_key: str) -> str:
     wrapping = nacl.signing.SigningKey.generate()
     credential = make_credential(backend, bytes(wrapping.verify_key))
     return authkey.wrap(auth_key, credential, bytes(wrapping) + bytes(wrapping.verify_key))
+
+
+def revocable_auth_key(
+    auth_key: str, wrapper_stableid: str, created: int | None = None
+) -> tuple[Key, str]:
+    """A pre-signed auth key in revocable mode (docs/format.md §9): removing the credential key
+    it returns revokes it without touching the hardware key or the nodes it signed."""
+    if authkey.SEPARATOR in auth_key:
+        raise SignerError("the auth key is already wrapped; pass the plain tskey-auth-… key")
+    credential_key = nacl.signing.SigningKey.generate()
+    c_public = bytes(credential_key.verify_key)
+    wrapping = nacl.signing.SigningKey.generate()
+    wrapping_public = bytes(wrapping.verify_key)
+    unsigned = NodeKeySignature(
+        kind=SigKind.CREDENTIAL, key_id=c_public, wrapping_pubkey=wrapping_public
+    )
+    credential = replace(unsigned, signature=credential_key.sign(unsigned.sig_hash()).signature)
+    del credential_key  # never stored: only the AddKey's removal can revoke it
+    _checked(credential, _ZERO_KEY, c_public, "credential")
+    meta = {
+        "purpose": "pre-auth key",
+        "wrapper_stableid": wrapper_stableid,
+        "wrapper_createtime": str(int(time.time()) if created is None else created),
+    }
+    stable = authkey.authkey_stable_id(auth_key)
+    if stable:
+        meta["authkey_stableid"] = stable
+    text = authkey.wrap(auth_key, credential, bytes(wrapping) + wrapping_public)
+    return ed25519_key(c_public, votes=1, meta=meta), text
 
 
 def sign_rotation(

@@ -15,12 +15,9 @@ import argparse
 import base64
 import contextlib
 import sys
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-
-import nacl.signing
 
 from signer.authority_dir import open_authority_dir
 from signer.backends import open_backend
@@ -28,14 +25,12 @@ from signer.backends.base import KeyBackend
 from signer.cli import UsageError
 from signer.cli.lock_commands import CommandError, confirm, json_version, program_name
 from signer.render import LockStatus, clip_input, log_human, log_json, status_human, status_json
-from signer.signing import aum_signer, wrap_auth_key
+from signer.signing import aum_signer, revocable_auth_key, wrap_auth_key
 from verifier import authkey, revocation
 from verifier.aum import AUM
 from verifier.authority import Authority
 from verifier.builder import UpdateBuilder
 from verifier.errors import DecodeError, NotTrustedError, TKAError
-from verifier.key import ed25519_key
-from verifier.nks import NodeKeySignature, SigKind
 from verifier.signing import AUMSigner
 from verifier.textforms import format_aum_hash, format_node_public, format_tlpub
 
@@ -267,32 +262,17 @@ def _sign_auth_key(args: argparse.Namespace, auth_key: str) -> int:
             return 0
         # Tailscale's own behaviour: a fresh credential key C, trusted by an AddKey the hardware
         # key signs, signs the credential; C's private half is discarded.
-        credential_key = nacl.signing.SigningKey.generate()
-        c_public = bytes(credential_key.verify_key)
-        meta = {
-            "purpose": "pre-auth key",
-            "wrapper_stableid": args.wrapper_stableid or "",
-            "wrapper_createtime": str(int(time.time())),
-        }
-        stable = authkey.authkey_stable_id(auth_key)
-        if stable:
-            meta["authkey_stableid"] = stable
+        credential_key, wrapped = revocable_auth_key(auth_key, args.wrapper_stableid or "")
+        c_public = credential_key.public or b""
         plan = [
             f"will add a pre-auth credential key {format_tlpub(c_public)} (1 vote), signed by "
             f"{signer_text}; the auth key works once that update is transmitted",
         ]
         confirm(args, plan, "sign the credential key's addition")
         builder = UpdateBuilder(s.authority, aum_signer(backend))
-        builder.add_key(ed25519_key(c_public, votes=1, meta=meta))
+        builder.add_key(credential_key)
         updates = builder.finalize()
-    wrapping_key = nacl.signing.SigningKey.generate()
-    wrapping_public = bytes(wrapping_key.verify_key)
-    unsigned = NodeKeySignature(
-        kind=SigKind.CREDENTIAL, key_id=c_public, wrapping_pubkey=wrapping_public
-    )
-    credential = replace(unsigned, signature=credential_key.sign(unsigned.sig_hash()).signature)
-    del credential_key
-    print(authkey.wrap(auth_key, credential, bytes(wrapping_key) + wrapping_public))
+    print(wrapped)
     print(file=sys.stderr)
     saved = sys.stdout
     sys.stdout = sys.stderr  # the key is the only thing on stdout, so a script can capture it

@@ -890,46 +890,24 @@ def _read_file_arg(arg: str) -> str:
 
 
 def _sign_auth_key(args: argparse.Namespace, auth_key: str) -> int:
-    """Spec docs/format.md §9: a fresh credential key C, trusted by an AddKey we sign; C signs a
+    """docs/format.md §9: a fresh credential key C, trusted by an AddKey we sign; C signs a
     credential for a fresh wrapping key W; C's private half is discarded."""
-    import nacl.signing
-
     from verifier import authkey
 
     if authkey.SEPARATOR in auth_key:
         raise CommandError("provided key was already wrapped")
     if args.mode == "direct":
         return _sign_auth_key_direct(args, auth_key)
+    from signer.signing import revocable_auth_key
+
     with session(args) as s:
-        authority = s.require_authority()
-        credential_key = nacl.signing.SigningKey.generate()
-        wrapping_key = nacl.signing.SigningKey.generate()
-        c_public = bytes(credential_key.verify_key)
-        unsigned = NodeKeySignature(
-            kind=SigKind.CREDENTIAL,
-            key_id=c_public,
-            wrapping_pubkey=bytes(wrapping_key.verify_key),
-        )
-        credential = replace(
-            unsigned, signature=credential_key.sign(unsigned.sig_hash()).signature
-        )
-        wrapped = authkey.wrap(
-            auth_key, credential, bytes(wrapping_key) + bytes(wrapping_key.verify_key)
-        )
-        meta = {
-            "purpose": "pre-auth key",
-            "wrapper_stableid": s.node.config().stable_id,
-            "wrapper_createtime": str(int(time.time())),
-        }
-        stable = authkey.authkey_stable_id(auth_key)
-        if stable:
-            meta["authkey_stableid"] = stable
-        del credential_key
-        _ = authority
+        s.require_authority()
+        credential_key, wrapped = revocable_auth_key(auth_key, s.node.config().stable_id)
+        c_public = credential_key.public or b""
         try:
             _modify(
                 s,
-                [ed25519_key(c_public, votes=1, meta=meta)],
+                [credential_key],
                 [],
                 [f"will trust a new pre-auth credential key {format_tlpub(c_public)}"],
                 "add the pre-auth credential key",

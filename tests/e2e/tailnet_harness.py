@@ -61,10 +61,16 @@ class Tailnet:
         return result
 
     def snapshot(self) -> dict[str, str]:
-        """Every node's files byte for byte, and the service's rows (WAL-independent)."""
+        """Every node's files byte for byte, and the service's rows (WAL-independent).
+
+        The database and its -wal/-shm files are never opened here except through SQLite: the
+        HTTP stories run the service in this process, and closing any other descriptor of those
+        files drops every POSIX lock this process holds on them, so another process could
+        checkpoint under the service's readers (seen as SQLITE_IOERR_SHORT_READ)."""
         out: dict[str, str] = {}
         for path in sorted(self.root.rglob("*")):
-            if path.is_file() and path.name != ".lock" and "softhsm" not in path.parts:
+            if (path.is_file() and path.name != ".lock" and "softhsm" not in path.parts
+                    and not path.name.startswith("control.db")):
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 out[str(path.relative_to(self.root))] = digest
         db = self.root / "control.db"
@@ -72,10 +78,6 @@ class Tailnet:
             conn = sqlite3.connect(db)
             out["control.db"] = hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
             conn.close()
-            for name in list(out):
-                if name.startswith("control.db"):
-                    if name != "control.db":
-                        del out[name]
         return out
 
 

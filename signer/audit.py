@@ -13,88 +13,65 @@ come from either
   as one): then the node's own visible/filtered split is compared with ours, and any
   difference is reported.
 Verdicts are tailscaled's netmap filter (verifier.netmap_filter): the signature check of every
-peer in one native `verify_peers` call, then the key-rotation rule.
+peer in one native call, then the key-rotation rule.
+
+Memory stays proportional to what the report needs, not to the input: a peers file is read as
+a stream of blocks (`read_peer_lines`; the usual lines in C, any other line by the rule below
+with its error messages) into a `PeerTable`, whose current window of packed peers is judged by
+one `verifier.peers.verify_peers_packed` call every 16,384 peers and then dropped, keeping each
+peer's node key, line and name, the failures, the warnings (C names the forgeable wrapping
+keys) and the authorized rotation signatures, which the key-rotation rule needs once the whole
+netmap is known. The reports are then written peer by peer to a stream (`write_human`,
+`write_json`, `write_html`). A status document is one JSON value and is parsed whole (the
+standard library has no streaming JSON reader), then judged the same way.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import html
-import json
 import string
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate, islice
+from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
+from typing import BinaryIO, TextIO
 
 from signer.authority_dir import open_authority_dir
 from signer.render import clip_input
 from signer.status_json import NodeStatus
 from verifier.authority import Authority
-from verifier.ed25519 import public_key_class
 from verifier.errors import DecodeError, StorageError
-from verifier.netmap_filter import filter_netmap
-from verifier.nks import NodeKeySignature, sig_kind_name
-from verifier.textforms import format_aum_hash, format_node_public, format_tlpub, parse_node_public
+from verifier.netmap_filter import MISSING, ROTATED, ROTATION_TIE, filter_netmap
+from verifier.nks import NodeKeySignature, SigKind, sig_kind_name
+from verifier.peers import (
+    OFFSET_TYPECODE,
+    PackedPeers,
+    PeerLineScanner,
+    WeakWrappingKey,
+    verify_peers_packed,
+    weak_wrapping_key_of,
+)
+from verifier.state import State
+from verifier.textforms import format_aum_hash, format_tlpub, parse_node_public
 
-_HEX = set(string.hexdigits)
+_HEX_CHARS = string.hexdigits
+_HEX_BYTES = _HEX_CHARS.encode()
 # 1: Head, TrustedKeys, Peers[Line, NodeKey, Authorized, Reason]; 2 added Name, Forgeable,
 # NodeVerdict and the counts. Within a version fields are only ever added (Input, Visible,
 # Exempt and Filtered were, within 2), never renamed or removed.
 SCHEMA_VERSION = "2"
 INPUT_PEERS = "peers file"
+CHUNK = 1 << 18  # bytes read at a time
+MAX_LINE = 1 << 20  # a peers line longer than this is refused (a valid one is a few kB)
+MAX_STATUS = 64 << 20  # a status document is parsed whole
 
-
-@dataclass(frozen=True)
-class PeerInput:
-    line: int  # 0 when the peer came from a status document
-    name: str
-    node_key: bytes
-    signature: bytes | None
-    node_visible: bool | None = None  # what the node itself decided, when known
-    signature_omitted: bool = False  # the status form leaves this peer's signature out
-
-
-@dataclass(frozen=True)
-class AuditedPeer:
-    peer: PeerInput
-    authorized: bool  # its signature authorizes its node key and the rotation rule keeps it
-    reason: str
-    forgeable: str
-    exempt: bool = False  # kept without a signature: not subject to tailnet lock
-
-    @property
-    def visible(self) -> bool:
-        """Whether the node keeps it: authorized, or exempt."""
-        return self.authorized or self.exempt
-
-    @property
-    def disagrees(self) -> bool:
-        return self.peer.node_visible is not None and self.peer.node_visible != self.visible
-
-
-@dataclass(frozen=True)
-class AuditReport:
-    head: bytes
-    trusted_keys: int
-    peers: tuple[AuditedPeer, ...]
-    source: str = INPUT_PEERS  # what the peers were read from
-
-    @property
-    def unauthorized(self) -> tuple[AuditedPeer, ...]:
-        """The peers the node drops (exempt ones are kept)."""
-        return tuple(p for p in self.peers if not p.visible)
-
-    @property
-    def exempt(self) -> tuple[AuditedPeer, ...]:
-        return tuple(p for p in self.peers if p.exempt)
-
-    @property
-    def forgeable(self) -> tuple[AuditedPeer, ...]:
-        return tuple(p for p in self.peers if p.forgeable)
-
-    @property
-    def disagreements(self) -> tuple[AuditedPeer, ...]:
-        return tuple(p for p in self.peers if p.disagrees)
+# Per peer of a status: what the node itself decided.
+_NODE_UNKNOWN, _NODE_FILTERED, _NODE_VISIBLE, _NODE_OMITTED = 0, 1, 2, 4
 
 
 def open_authority_readonly(directory: Path) -> Authority:
@@ -103,35 +80,302 @@ def open_authority_readonly(directory: Path) -> Authority:
     return open_authority_dir(directory)
 
 
+class PeerTable:
+    """The peers of one audit as they are read, judged a window at a time.
+
+    The readers append to `peers`, the current window (node keys and signature bytes, an empty
+    signature meaning none), and to the line numbers and names (UTF-8, concatenated) kept for
+    the report; for a status, what the node decided is one byte per peer. Every WINDOW peers
+    (`judge_if_full`, and `finish` for the rest) the window is judged in one native call and
+    dropped: what is kept of it is each peer's node key, the reason of each signature that does
+    not authorize its key, each forgeable-signature warning, and the bytes of the authorized
+    rotation signatures (which the key-rotation rule needs at the end). Memory is then about
+    70 bytes per peer besides its name, and one window."""
+
+    WINDOW = 1 << 14  # two native threads of 8,192 peers: batches near full speed
+
+    def __init__(self, state: State, node_verdicts: bool = False, threads: int = 0) -> None:
+        self._state = state
+        self._threads = threads
+        self.peers = PackedPeers()
+        self._window_start = 0
+        self._keys = bytearray()
+        self.lines = array(OFFSET_TYPECODE)
+        self._names = bytearray()
+        self._name_ends = array(OFFSET_TYPECODE, [0])
+        self._node = bytearray() if node_verdicts else None
+        self.unsigned: list[int] = []
+        self.reasons: dict[int, str] = {}  # the signature's verdict, for signed peers
+        self.forgeable: dict[int, str] = {}
+        self.rotations: list[tuple[int, bytes]] = []  # authorized rotation signatures
+
+    def add(self, line: int, name: str, node_key: bytes, signature: bytes | None,
+            node_visible: bool | None = None, omitted: bool = False) -> None:
+        if not signature:
+            self.unsigned.append(len(self.lines))
+        self.lines.append(line)
+        if name:
+            self._names += name.encode("utf-8", "surrogatepass")
+        self._name_ends.append(len(self._names))
+        self.peers.append(node_key, signature or b"")
+        if self._node is not None:
+            flags = _NODE_UNKNOWN if node_visible is None else (
+                _NODE_VISIBLE if node_visible else _NODE_FILTERED)
+            self._node.append(flags | (_NODE_OMITTED if omitted else 0))
+
+    def extend(self, lines: list[int], names: list[bytes], node_keys: list[bytes],
+               signatures: list[bytes]) -> None:
+        """A batch of a peers file (no node verdicts): names UTF-8 encoded, every signature
+        present (an empty one counts as none; the caller lists those in `unsigned`)."""
+        self.lines.extend(lines)
+        base = len(self._names)
+        self._names += b"".join(names)
+        self._name_ends.extend(islice(accumulate(map(len, names), initial=base), 1, None))
+        self.peers.extend(node_keys, signatures)
+
+    def judge_if_full(self) -> None:
+        if len(self.peers) >= self.WINDOW:
+            self._judge()
+
+    def finish(self) -> None:
+        """Judges what is left; the table is complete after it."""
+        if len(self.peers):
+            self._judge()
+
+    def _judge(self) -> None:
+        window, base = self.peers, self._window_start
+        if len(self.lines) != base + len(window):
+            raise RuntimeError("peer table out of step with its window")
+        verdicts = verify_peers_packed(self._state, window, threads=self._threads,
+                                       describe=True)
+        unsigned = set(self.unsigned[bisect_left(self.unsigned, base):])
+        for i, verdict in verdicts.unauthorized():
+            if base + i not in unsigned:
+                self.reasons[base + i] = verdict.reason
+        for i in verdicts.weak_candidates():
+            weak = None if base + i in unsigned else verdicts.weak_wrapping_key(i)
+            if weak is not None:
+                self.forgeable[base + i] = _forgeable_text(weak)
+        for i in verdicts.kind_candidates(SigKind.ROTATION):
+            if (base + i not in self.reasons and base + i not in unsigned
+                    and verdicts.outer_kind(i) == SigKind.ROTATION):
+                self.rotations.append((base + i, window.nks(i)))
+        self._keys += window.node_key_bytes()
+        self.peers = PackedPeers()
+        self._window_start = len(self.lines)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def node_key(self, i: int) -> bytes:
+        if i >= len(self._keys) // 32:
+            return self.peers.node_key(i - self._window_start)  # not judged yet
+        return bytes(self._keys[32 * i : 32 * i + 32])
+
+    def find_node_keys(self, wanted: set[bytes]) -> list[int]:
+        """The judged peers whose node key is in `wanted`, in order."""
+        keys = self._keys
+        if len(wanted) <= 64:  # a few keys: search the buffer for each
+            found = []
+            for key in wanted:
+                at = keys.find(key)
+                while at != -1:
+                    if at % 32 == 0:
+                        found.append(at // 32)
+                    at = keys.find(key, at + 1)
+            return sorted(set(found))
+        return [i for i in range(len(keys) // 32) if bytes(keys[32 * i : 32 * i + 32]) in wanted]
+
+    def name(self, i: int) -> str:
+        start, end = self._name_ends[i], self._name_ends[i + 1]
+        return self._names[start:end].decode("utf-8", "surrogatepass") if end > start else ""
+
+    def node_visible(self, i: int) -> bool | None:
+        if self._node is None or not self._node[i] & (_NODE_VISIBLE | _NODE_FILTERED):
+            return None
+        return bool(self._node[i] & _NODE_VISIBLE)
+
+    def omitted(self, i: int) -> bool:
+        return self._node is not None and bool(self._node[i] & _NODE_OMITTED)
+
+    @property
+    def has_node_verdicts(self) -> bool:
+        return self._node is not None
+
+
+def byte_chunks(stream: BinaryIO, name: str) -> Iterator[bytes]:
+    """`stream` a chunk at a time; a read error is one error naming it."""
+    while True:
+        try:
+            data = stream.read(CHUNK)
+        except OSError as exc:
+            raise StorageError(f"cannot read {name}: {exc.strerror}") from None
+        if not data:
+            return
+        yield data
+
+
+def decode_text(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecodeError(f"{name} is not UTF-8 text") from None
+
+
+def _blocks(chunks: Iterable[bytes], source: str) -> Iterator[bytes]:
+    """The stream cut after its last line break in each chunk (after a `\\n`, or after a `\\r`
+    that no `\\n` follows), so that no line, and no UTF-8 character, spans two blocks."""
+    carry = b""
+    for data in chunks:
+        data = carry + data if carry else data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            cut = data.rfind(b"\r", 0, len(data) - 1) + 1
+        carry = data[cut:]
+        if len(carry) > MAX_LINE:
+            raise DecodeError(f"{source}: a line longer than {MAX_LINE >> 20} MiB: not a peers "
+                              "file")
+        if cut:
+            yield data[:cut]
+    if carry:
+        yield carry
+
+
+# Characters after which str.splitlines breaks a line, or that str.split takes as whitespace,
+# but bytes.splitlines and bytes.split do not: an ASCII block without them splits the same as
+# bytes as it does as text.
+_TEXT_ONLY_BREAKS = (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
+
+
 def _signature_bytes(text: str) -> bytes:
-    if len(text) % 2 == 0 and set(text) <= _HEX:
+    if len(text) % 2 == 0 and not text.strip(_HEX_CHARS):
         return bytes.fromhex(text)
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return binascii.a2b_base64(text, strict_mode=True)
+    except ValueError:  # binascii.Error, or a character outside ASCII
         raise DecodeError("the signature is neither hex nor standard base64") from None
 
 
-def parse_peer_lines(text: str, source: str) -> list[PeerInput]:
-    """A peers file; a bad line is a DecodeError naming `source:line`."""
-    peers = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line, _, comment = raw.partition("#")
-        line = line.strip()
-        if not line:
-            continue
-        words = line.split()
+def read_peer_lines(chunks: Iterable[bytes], source: str, table: PeerTable) -> PeerTable:
+    """A peers file (UTF-8), read a block at a time into `table`, judged as it goes; a bad
+    line is a DecodeError naming `source:line`. Lines are those of `str.splitlines`."""
+    scanner = PeerLineScanner()
+    number = 0
+    for block in _blocks(chunks, source):
+        if block.isascii() and not any(c in block for c in _TEXT_ONLY_BREAKS):
+            if b"\r" in block:
+                number = _read_ascii_block(block, number, source, table)
+            else:
+                number = _read_native_block(block, number, source, table, scanner)
+        else:
+            number = _read_text_block(decode_text(block, source), number, source, table)
+        table.judge_if_full()
+    table.finish()
+    return table
+
+
+def _read_native_block(block: bytes, number: int, source: str, table: PeerTable,
+                       scanner: PeerLineScanner) -> int:
+    """The lines of an ASCII block with `\n` line ends only: the usual ones read in C
+    (verifier.peers.PeerLineScanner), straight into the table's buffers; each other line
+    through `_peer_line`, the rule itself with its error messages."""
+    at, n = 0, len(block)
+    while at < n:
+        at, lines = scanner.scan(block, at, number, table.peers, table._names,
+                                 table._name_ends, table.lines)
+        number += lines
+        if at < n and not scanner.full:  # stopped at a line it leaves to the rule
+            end = block.find(b"\n", at) + 1 or n
+            number += 1
+            parsed = _peer_line(block[at:end].decode("ascii"), number, source)
+            if parsed is not None:
+                table.add(number, *parsed)
+            at = end
+    return number
+
+
+def _read_ascii_block(block: bytes, number: int, source: str, table: PeerTable) -> int:
+    """The lines of an ASCII block; returns the number of the last one. The usual line,
+    `nodekey:<64 hex> <signature>[ # name]`, is read at full speed: when neither word holds a
+    `#`, the words before the first `#` are these two exactly. Anything else goes through
+    `_peer_line`, the rule itself with its error messages."""
+    a2b_hex, a2b_base64 = binascii.a2b_hex, binascii.a2b_base64
+    numbers: list[int] = []
+    names: list[bytes] = []
+    node_keys: list[bytes] = []
+    signatures: list[bytes] = []
+    for raw in block.splitlines(keepends=True):
+        number += 1
+        words = raw.split(None, 2)
         try:
-            if len(words) != 2:
-                raise DecodeError("expected `nodekey:<hex> <signature>`")
-            peers.append(PeerInput(number, comment.strip(), parse_node_public(words[0]),
-                                   _signature_bytes(words[1])))
-        except DecodeError as err:
-            raise DecodeError(f"{source}:{number}: {err}") from None
-    return peers
+            if len(words) < 2 or (len(words) == 3 and words[2][0] != 0x23):  # "#"
+                raise ValueError
+            key_text, sig_text = words[0], words[1]
+            if len(key_text) != 72 or not key_text.startswith(b"nodekey:") or b"#" in sig_text:
+                raise ValueError
+            node_key = a2b_hex(key_text[8:])
+            if len(sig_text) % 2 == 0 and not sig_text.strip(_HEX_BYTES):
+                signature = a2b_hex(sig_text)
+            else:
+                signature = a2b_base64(sig_text, strict_mode=True)
+            name = words[2][1:].strip() if len(words) == 3 else b""
+        except ValueError:  # binascii.Error is one
+            parsed = _peer_line(raw.decode("ascii"), number, source)
+            if parsed is None:
+                continue
+            name, node_key, signature = parsed[0].encode("ascii"), parsed[1], parsed[2]
+        if not signature:
+            table.unsigned.append(len(table.lines) + len(numbers))
+        numbers.append(number)
+        names.append(name)
+        node_keys.append(node_key)
+        signatures.append(signature)
+    table.extend(numbers, names, node_keys, signatures)
+    return number
 
 
-def peers_from_status(status: NodeStatus, authority: Authority, source: str) -> list[PeerInput]:
+def _read_text_block(text: str, number: int, source: str, table: PeerTable) -> int:
+    numbers: list[int] = []
+    names: list[bytes] = []
+    node_keys: list[bytes] = []
+    signatures: list[bytes] = []
+    for raw in text.splitlines():
+        number += 1
+        parsed = _peer_line(raw, number, source)
+        if parsed is None:
+            continue
+        name, node_key, signature = parsed
+        if not signature:
+            table.unsigned.append(len(table.lines) + len(numbers))
+        numbers.append(number)
+        names.append(name.encode("utf-8", "surrogatepass"))
+        node_keys.append(node_key)
+        signatures.append(signature)
+    table.extend(numbers, names, node_keys, signatures)
+    return number
+
+
+def _peer_line(raw: str, number: int, source: str) -> tuple[str, bytes, bytes] | None:
+    """One line of a peers file: (name, node key, signature), None for a blank or comment
+    line, or a DecodeError naming `source:number`."""
+    line, _, comment = raw.partition("#")
+    words = line.split()
+    if not words:
+        return None
+    try:
+        if len(words) != 2:
+            raise DecodeError("expected `nodekey:<hex> <signature>`")
+        return comment.strip(), parse_node_public(words[0]), _signature_bytes(words[1])
+    except DecodeError as err:
+        raise DecodeError(f"{source}:{number}: {err}") from None
+
+
+def parse_peer_lines(text: str, source: str, state: State) -> PeerTable:
+    """`read_peer_lines` of a whole text."""
+    return read_peer_lines([text.encode("utf-8", "surrogatepass")], source, PeerTable(state))
+
+
+def peers_from_status(status: NodeStatus, authority: Authority, source: str) -> PeerTable:
     """The peers of a node's status document, after checking it describes this authority."""
     if status.head != bytes(authority.head):
         raise StorageError(
@@ -143,8 +387,12 @@ def peers_from_status(status: NodeStatus, authority: Authority, source: str) -> 
     if status.trusted_keys != ours:
         raise StorageError(f"{source} lists other trusted keys than the authority directory: "
                            "they belong to different tailnets")
-    return [PeerInput(0, p.name, p.node_key, p.signature, p.visible, p.omitted)
-            for p in status.peers]
+    table = PeerTable(authority.state, node_verdicts=True)
+    for p in status.peers:
+        table.add(0, p.name, p.node_key, p.signature, p.visible, p.omitted)
+        table.judge_if_full()
+    table.finish()
+    return table
 
 
 # A filtered peer in a node's status carries no signature (Tailscale's schema leaves it out).
@@ -160,27 +408,111 @@ EXEMPT = ("not subject to tailnet lock: the node shows it without a signature, w
           "only, no network access)")
 
 
-def audit(authority: Authority, peers: list[PeerInput], source: str = INPUT_PEERS) -> AuditReport:
-    results = filter_netmap(authority, [(p.node_key, p.signature) for p in peers])
-    audited = []
-    for p, r in zip(peers, results, strict=True):
-        reason = r.reason
-        exempt = False
-        if p.signature is None and p.node_visible is not None:
-            if p.signature_omitted:
-                reason = FILTERED_UNSIGNED
-            elif p.node_visible:
-                reason, exempt = EXEMPT, True
-            else:
-                reason = NO_SIGNATURE
-        warning = forgeable_warning(p.signature) if p.signature else ""
-        audited.append(AuditedPeer(p, r.visible, reason, warning or r.forgeable, exempt))
+@dataclass(frozen=True)
+class AuditReport:
+    """The outcome for every peer of a table: `reasons` has every peer the netmap filter does
+    not authorize (exempt ones included, with EXEMPT), `forgeable` every warning."""
+
+    head: bytes
+    trusted_keys: int
+    table: PeerTable
+    reasons: dict[int, str]
+    exempt: frozenset[int]
+    forgeable: dict[int, str]
+    source: str = INPUT_PEERS
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def authorized(self, i: int) -> bool:
+        return i not in self.reasons
+
+    def visible(self, i: int) -> bool:
+        """Whether the node keeps it: authorized, or exempt."""
+        return i not in self.reasons or i in self.exempt
+
+    def disagrees(self, i: int) -> bool:
+        node = self.table.node_visible(i)
+        return node is not None and node != self.visible(i)
+
+    @property
+    def unauthorized(self) -> list[int]:
+        """The peers the node drops (exempt ones are kept), in order."""
+        return sorted(i for i in self.reasons if i not in self.exempt)
+
+    @property
+    def disagreements(self) -> list[int]:
+        if not self.table.has_node_verdicts:
+            return []
+        return [i for i in range(len(self.table)) if self.disagrees(i)]
+
+
+def audit(authority: Authority, table: PeerTable, source: str = INPUT_PEERS) -> AuditReport:
+    """The report of a table its reader finished: the signature verdicts, the key-rotation
+    rule, then what a status says of the peers it shows without a signature."""
+    table.finish()
+    reasons = dict(table.reasons)
+    reasons.update(_rotation_rule(authority, table, reasons))
+    exempt = set()
+    for i in table.unsigned:
+        node = table.node_visible(i)
+        if node is None:
+            reasons[i] = MISSING
+        elif table.omitted(i):
+            reasons[i] = FILTERED_UNSIGNED
+        elif node:
+            reasons[i] = EXEMPT
+            exempt.add(i)
+        else:
+            reasons[i] = NO_SIGNATURE
     return AuditReport(
         head=bytes(authority.head),
         trusted_keys=len(authority.state.trusted_keys),
-        peers=tuple(audited),
+        table=table,
+        reasons=dict(sorted(reasons.items())),
+        exempt=frozenset(exempt),
+        forgeable=dict(sorted(table.forgeable.items())),
         source=source,
     )
+
+
+def _rotation_rule(authority: Authority, table: PeerTable,
+                   reasons: dict[int, str]) -> dict[int, str]:
+    """The peers the key-rotation rule drops, with its reason.
+
+    The rule depends only on the authorized rotation signatures, in netmap order, so
+    verifier.netmap_filter runs on those peers alone (the same verdicts for them as on the
+    whole netmap, and no work at all without rotations). It drops other peers by node key
+    only: a key a dropped peer of a tie carries (ROTATION_TIE), or one that is obsolete, which
+    is a previous key of some rotation chain or the key of a rotation peer it drops as
+    obsolete (ROTATED)."""
+    if not table.rotations:
+        return {}
+    results = filter_netmap(authority, [(table.node_key(i), nks) for i, nks in table.rotations])
+    dropped: dict[int, str] = {}
+    tied: set[bytes] = set()
+    obsolete: set[bytes] = set()
+    for (i, nks), result in zip(table.rotations, results, strict=True):
+        obsolete.update(NodeKeySignature.from_cbor(nks).previous_node_keys())
+        if not result.visible:
+            dropped[i] = result.reason
+            (tied if result.reason == ROTATION_TIE else obsolete).add(table.node_key(i))
+    unsigned = set(table.unsigned)
+    for i in table.find_node_keys(tied | obsolete):
+        if i in dropped or i in reasons or i in unsigned:
+            continue
+        dropped[i] = ROTATION_TIE if table.node_key(i) in tied else ROTATED
+    return dropped
+
+
+@lru_cache(maxsize=64)
+def _forgeable_text(weak: WeakWrappingKey) -> str:
+    what = ("all-zero (signed without a rotation key)" if weak.all_zero
+            else "a small-order point")
+    where = ("its wrapping key" if weak.depth == 0 else
+             f"the wrapping key of level {weak.depth} of its rotation chain (a "
+             f"{sig_kind_name(weak.kind)} signature)")
+    return f"{where} is {what}: anyone can sign a rotation to any node key on top of it"
 
 
 def forgeable_warning(signature: bytes) -> str:
@@ -189,135 +521,177 @@ def forgeable_warning(signature: bytes) -> str:
     without a rotation key stores) or another small-order point, non-canonical encodings
     included, at the signature itself or anywhere down its rotation chain (a rotation signed on
     top of an earlier level is as valid as the node's own). A warning only: tailscaled accepts
-    these signatures."""
+    these signatures. (`audit` gets the same from C for canonical bytes.)"""
     try:
-        level: NodeKeySignature | None = NodeKeySignature.from_cbor(signature)
+        nks = NodeKeySignature.from_cbor(signature)
     except DecodeError:
         return ""
-    depth = 0
-    while level is not None:
-        key = level.wrapping_pubkey
-        if len(key) == 32 and (key == bytes(32) or public_key_class(key) == "small_order"):
-            what = ("all-zero (signed without a rotation key)" if key == bytes(32)
-                    else "a small-order point")
-            where = ("its wrapping key" if depth == 0 else
-                     f"the wrapping key of level {depth} of its rotation chain (a "
-                     f"{sig_kind_name(level.kind)} signature)")
-            return (f"{where} is {what}: anyone can sign a rotation to any node key on top "
-                    "of it")
-        level = level.nested
-        depth += 1
-    return ""
+    weak = weak_wrapping_key_of(nks)
+    return _forgeable_text(weak) if weak is not None else ""
 
 
-def _who(p: AuditedPeer) -> str:
-    where = f"line {p.peer.line}: " if p.peer.line else ""
-    name = f"{clip_input(p.peer.name)} " if p.peer.name else ""
-    return f"{where}{name}{format_node_public(p.peer.node_key)}"
+# -- reports, written peer by peer --------------------------------------------------------------
+
+_BATCH = 2048  # peers per write
 
 
-def report_human(report: AuditReport) -> str:
-    bad, exempt = report.unauthorized, report.exempt
-    lines = [
+def _node_key_text(report: AuditReport, i: int) -> str:
+    return "nodekey:" + report.table.node_key(i).hex()
+
+
+def _who(report: AuditReport, i: int) -> str:
+    line = report.table.lines[i]
+    name = report.table.name(i)
+    where = f"line {line}: " if line else ""
+    named = f"{clip_input(name)} " if name else ""
+    return f"{where}{named}{_node_key_text(report, i)}"
+
+
+def _write_lines(out: TextIO, lines: Iterable[str]) -> None:
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= _BATCH:
+            out.write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        out.write("\n".join(batch) + "\n")
+
+
+def write_human(report: AuditReport, out: TextIO) -> None:
+    bad, exempt = report.unauthorized, sorted(report.exempt)
+    disagreements = report.disagreements
+    n = len(report)
+    head = [
         f"authority head: {format_aum_hash(report.head)} ({report.trusted_keys} trusted keys)",
         f"peers from: {report.source}",
-        f"{len(report.peers)} peers: {len(report.peers) - len(bad) - len(exempt)} authorized, "
+        f"{n} peers: {n - len(bad) - len(exempt)} authorized, "
         f"{len(bad)} not authorized" + (f", {len(exempt)} exempt" if exempt else ""),
     ]
-    lines += [f"{_who(p)}: {p.reason}" for p in bad]
+    _write_lines(out, head)
+    _write_lines(out, (f"{_who(report, i)}: {report.reasons[i]}" for i in bad))
     if exempt:
-        lines.append(f"NOTE: {len(exempt)} peer(s) the node keeps without a signature, not "
-                     "subject to tailnet lock (the coordination server's UnsignedPeerAPIOnly: "
-                     "peer API only, no network access):")
-        lines += [f"  {_who(p)}" for p in exempt]
+        _write_lines(out, [f"NOTE: {len(exempt)} peer(s) the node keeps without a signature, "
+                           "not subject to tailnet lock (the coordination server's "
+                           "UnsignedPeerAPIOnly: peer API only, no network access):"])
+        _write_lines(out, (f"  {_who(report, i)}" for i in exempt))
     if report.forgeable:
-        lines.append(f"WARNING: {len(report.forgeable)} signature(s) anyone can extend with a "
-                     "forged rotation (re-sign these nodes with a rotation key: tka sign "
-                     "nodekey:… tlpub:…):")
-        lines += [f"  {_who(p)}: {p.forgeable}" for p in report.forgeable]
-    if report.disagreements:
-        lines.append(f"DISAGREEMENT: {len(report.disagreements)} peer(s) where the node's own "
-                     "verdict differs from this audit's (a bug in tka or in tailscaled: please "
-                     "report it):")
-        lines += [f"  {_who(p)}: the node {'shows' if p.peer.node_visible else 'filters'} it"
-                  for p in report.disagreements]
-    return "\n".join(lines) + "\n"
+        _write_lines(out, [f"WARNING: {len(report.forgeable)} signature(s) anyone can extend "
+                           "with a forged rotation (re-sign these nodes with a rotation key: "
+                           "tka sign nodekey:… tlpub:…):"])
+        _write_lines(out, (f"  {_who(report, i)}: {text}"
+                           for i, text in report.forgeable.items()))
+    if disagreements:
+        _write_lines(out, [f"DISAGREEMENT: {len(disagreements)} peer(s) where the node's own "
+                           "verdict differs from this audit's (a bug in tka or in tailscaled: "
+                           "please report it):"])
+        _write_lines(out, (f"  {_who(report, i)}: the node "
+                           f"{'shows' if report.table.node_visible(i) else 'filters'} it"
+                           for i in disagreements))
 
 
-def report_json(report: AuditReport) -> str:
-    doc = {
-        "SchemaVersion": SCHEMA_VERSION,
-        "Input": report.source,
-        "Head": format_aum_hash(report.head),
-        "TrustedKeys": report.trusted_keys,
-        "Peers": [
-            {
-                "Line": p.peer.line,
-                "Name": p.peer.name,
-                "NodeKey": format_node_public(p.peer.node_key),
-                "Authorized": p.authorized,
-                "Reason": p.reason,
-                "Forgeable": p.forgeable,
-                "NodeVerdict": None if p.peer.node_visible is None
-                else ("visible" if p.peer.node_visible else "filtered"),
-                "Visible": p.visible,
-                "Exempt": p.exempt,
-            }
-            for p in report.peers
-        ],
-        "Visible": sum(p.visible for p in report.peers),
-        "Filtered": len(report.unauthorized),
-        "Forgeable": len(report.forgeable),
-        "Disagreements": len(report.disagreements),
-    }
-    return json.dumps(doc, indent=2) + "\n"
+def _json_bool(value: bool) -> str:
+    return "true" if value else "false"
 
 
-def report_html(report: AuditReport, authority: Authority) -> str:
+def write_json(report: AuditReport, out: TextIO) -> None:
+    """The document `json.dumps(..., indent=2)` makes of the report, written peer by peer."""
+    n = len(report)
+    out.write(
+        "{\n"
+        f'  "SchemaVersion": {_json_str(SCHEMA_VERSION)},\n'
+        f'  "Input": {_json_str(report.source)},\n'
+        f'  "Head": {_json_str(format_aum_hash(report.head))},\n'
+        f'  "TrustedKeys": {report.trusted_keys},\n'
+    )
+    if n == 0:
+        out.write('  "Peers": [],\n')
+    else:
+        out.write('  "Peers": [\n')
+        table, reasons, forgeable, exempt = report.table, report.reasons, report.forgeable, \
+            report.exempt
+        batch: list[str] = []
+        verdict_of = {None: "null", True: '"visible"', False: '"filtered"'}
+        for i in range(n):
+            node = verdict_of[table.node_visible(i)]
+            authorized = i not in reasons
+            batch.append(
+                "    {\n"
+                f'      "Line": {table.lines[i]},\n'
+                f'      "Name": {_json_str(table.name(i))},\n'
+                f'      "NodeKey": "{_node_key_text(report, i)}",\n'
+                f'      "Authorized": {_json_bool(authorized)},\n'
+                f'      "Reason": {_json_str(reasons.get(i, ""))},\n'
+                f'      "Forgeable": {_json_str(forgeable.get(i, ""))},\n'
+                f'      "NodeVerdict": {node},\n'
+                f'      "Visible": {_json_bool(authorized or i in exempt)},\n'
+                f'      "Exempt": {_json_bool(i in exempt)}\n'
+                "    }"
+            )
+            if len(batch) >= _BATCH:
+                out.write(",\n".join(batch) + ("\n" if i == n - 1 else ",\n"))
+                batch.clear()
+        if batch:
+            out.write(",\n".join(batch) + "\n")
+        out.write("  ],\n")
+    visible = n - len(report.reasons) + len(report.exempt)
+    out.write(
+        f'  "Visible": {visible},\n'
+        f'  "Filtered": {len(report.reasons) - len(report.exempt)},\n'
+        f'  "Forgeable": {len(report.forgeable)},\n'
+        f'  "Disagreements": {len(report.disagreements)}\n'
+        "}\n"
+    )
+
+
+def write_html(report: AuditReport, authority: Authority, out: TextIO) -> None:
     """One self-contained page (inline CSS, no scripts); every name is escaped, since peers'
     names come from the network."""
     e = html.escape
-    rows = []
-    for p in report.peers:
-        state = "odd" if p.disagrees else ("ok" if p.visible else "bad")
-        node = ("" if p.peer.node_visible is None
-                else "shows it" if p.peer.node_visible else "filters it")
-        rows.append(
-            f"<tr class={state}><td>{e(p.peer.name)}</td><td><code>"
-            f"{e(format_node_public(p.peer.node_key))}</code></td><td>"
-            f"{'authorized' if p.authorized else 'exempt' if p.exempt else 'dropped'}</td><td>"
-            f"{e(p.reason)}</td><td>{e(node)}</td><td>{e(p.forgeable)}</td></tr>"
-        )
+    table = report.table
+    disagreements = report.disagreements
     keys = "".join(f"<li><code>{e(format_tlpub(k.public or b''))}</code> ({k.votes} votes)</li>"
                    for k in authority.keys())
-    return (
+    out.write(
         "<!doctype html><html><head><meta charset=utf-8><title>tka audit</title><style>"
         "body{font-family:sans-serif;margin:2em}td,th{padding:.2em .6em;border-bottom:1px solid"
         " #ddd;text-align:left}tr.bad{background:#fee}tr.odd{background:#fc6}"
         "code{font-size:.85em}</style></head><body>"
         f"<h1>Tailnet-lock audit</h1><p>Authority head <code>{format_aum_hash(report.head)}"
-        f"</code>; peers from {e(report.source)}; {len(report.peers)} peers, "
+        f"</code>; peers from {e(report.source)}; {len(report)} peers, "
         f"{len(report.unauthorized)} dropped, {len(report.exempt)} exempt, "
-        f"{len(report.forgeable)} forgeable, {len(report.disagreements)} disagreements with the "
+        f"{len(report.forgeable)} forgeable, {len(disagreements)} disagreements with the "
         f"node.</p><h2>Trusted keys</h2><ul>{keys}</ul><h2>Peers</h2><table><tr><th>name</th>"
         "<th>node key</th><th>verdict</th><th>reason</th><th>the node</th><th>warning</th></tr>"
-        + "".join(rows) + "</table>" + _html_warnings(report) + "</body></html>\n"
     )
-
-
-def _html_warnings(report: AuditReport) -> str:
-    e = html.escape
-    parts = []
-    if report.disagreements:
-        items = "".join(f"<li>{e(p.peer.name)} <code>{e(format_node_public(p.peer.node_key))}"
-                        f"</code>: the node {'shows' if p.peer.node_visible else 'filters'} it"
-                        "</li>" for p in report.disagreements)
-        parts.append("<h2>Disagreements with the node</h2><p>The node's own verdict differs "
-                     f"from this audit's: a bug in tka or in tailscaled.</p><ul>{items}</ul>")
+    rows: list[str] = []
+    for i in range(len(report)):
+        visible = report.visible(i)
+        node_visible = table.node_visible(i)
+        state = "odd" if node_visible is not None and node_visible != visible else (
+            "ok" if visible else "bad")
+        node = ("" if node_visible is None else "shows it" if node_visible else "filters it")
+        verdict = ("authorized" if report.authorized(i)
+                   else "exempt" if i in report.exempt else "dropped")
+        rows.append(
+            f"<tr class={state}><td>{e(table.name(i))}</td><td><code>"
+            f"{e(_node_key_text(report, i))}</code></td><td>{verdict}</td><td>"
+            f"{e(report.reasons.get(i, ''))}</td><td>{e(node)}</td><td>"
+            f"{e(report.forgeable.get(i, ''))}</td></tr>"
+        )
+        if len(rows) >= _BATCH:
+            out.write("".join(rows))
+            rows.clear()
+    out.write("".join(rows) + "</table>")
+    if disagreements:
+        items = "".join(f"<li>{e(table.name(i))} <code>{e(_node_key_text(report, i))}"
+                        f"</code>: the node {'shows' if table.node_visible(i) else 'filters'} it"
+                        "</li>" for i in disagreements)
+        out.write("<h2>Disagreements with the node</h2><p>The node's own verdict differs "
+                  f"from this audit's: a bug in tka or in tailscaled.</p><ul>{items}</ul>")
     if report.forgeable:
-        items = "".join(f"<li>{e(p.peer.name)} <code>{e(format_node_public(p.peer.node_key))}"
-                        f"</code>: {e(p.forgeable)}</li>" for p in report.forgeable)
-        parts.append("<h2>Forgeable signatures</h2><p>Anyone can extend these with a forged "
-                     "rotation; re-sign the nodes with a rotation key.</p>"
-                     f"<ul>{items}</ul>")
-    return "".join(parts)
+        items = "".join(f"<li>{e(table.name(i))} <code>{e(_node_key_text(report, i))}"
+                        f"</code>: {e(text)}</li>" for i, text in report.forgeable.items())
+        out.write("<h2>Forgeable signatures</h2><p>Anyone can extend these with a forged "
+                  f"rotation; re-sign the nodes with a rotation key.</p><ul>{items}</ul>")
+    out.write("</body></html>\n")

@@ -65,7 +65,7 @@ int tka_verify_each_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_
 
 /* Which optional code paths this CPU runs (bit set = in use). TKA_NATIVE_NO_IFMA=1 in the
  * environment (read once, at first use) turns the IFMA path off. */
-#define TKA_FEATURE_IFMA 1       /* AVX-512 IFMA square roots and Pippenger buckets */
+#define TKA_FEATURE_IFMA 1       /* AVX-512 IFMA lanes: square roots, Pippenger buckets, [S]B - [k]A */
 int tka_native_features(void);
 
 /* ---- Node-key signatures in bulk (native/src/peers.c, nks_reader.c) ---- */
@@ -105,6 +105,62 @@ typedef struct {
 int tka_verify_peers(const uint8_t *node_keys, const uint8_t *nks, const size_t *nks_offsets,
                      size_t n, const uint8_t *trusted_keys, size_t n_trusted, unsigned threads,
                      tka_peer_result *results);
+
+/* What tka_verify_peers_packed says about each peer's bytes besides the verdict. For an NKS
+ * the canonical reader read (flags has TKA_PEER_INFO_READ): its outer SigKind, and the
+ * shallowest level whose WrappingPubkey is 32 bytes naming a small-order point (the all-zero
+ * key included: anyone can sign a rotation on top of that level), with that level's kind and
+ * TKA_PEER_INFO_WEAK_ZERO if the key is all-zero; weak_depth is TKA_PEER_NO_WEAK if none. */
+#define TKA_PEER_NO_WEAK 255
+#define TKA_PEER_INFO_READ 1
+#define TKA_PEER_INFO_WEAK_ZERO 2
+
+typedef struct {
+    uint8_t kind;
+    uint8_t weak_depth;
+    uint8_t weak_kind;
+    uint8_t flags;
+} tka_peer_info;
+
+/* tka_verify_peers over the same caller-packed buffers (read in place, nothing copied), also
+ * filling info[i] for every peer when info is not NULL (in the same pass and threads). */
+int tka_verify_peers_packed(const uint8_t *node_keys, const uint8_t *nks,
+                            const size_t *nks_offsets, size_t n, const uint8_t *trusted_keys,
+                            size_t n_trusted, unsigned threads, tka_peer_result *results,
+                            tka_peer_info *info);
+
+/* Lines of a peers file (`tka audit --peers`), the usual ones only: `nodekey:<64 hex digits>`,
+ * blanks (spaces, tabs), a signature in hex (an even number of hex digits) or in canonical
+ * standard base64, optionally blanks, `#` and a name (blanks around it dropped); blank and
+ * `#` lines are skipped. `text` must hold no line break but `\n`. The caller sizes the buffers:
+ * max_peers node keys (32 bytes each), sig_ends, name_ends and lines; sigs_cap and names_cap
+ * bytes. Reading stops at the end, when max_peers are read or a buffer is full, or at the first
+ * other line (left to the caller's general rule); the return value is how many bytes of
+ * `text` were consumed, always whole lines. Out: n_peers, n_lines (lines consumed), each
+ * peer's line number (line_base + 1 for the first line of `text`), the decoded signatures and
+ * the names concatenated, with their end offsets (plus sig_base and name_base: where the
+ * caller's own buffers are, so the offsets can be appended to them as they are). */
+typedef struct {
+    uint8_t *node_keys;
+    uint8_t *sigs;
+    size_t sigs_cap;
+    size_t *sig_ends;
+    uint8_t *names;
+    size_t names_cap;
+    size_t *name_ends;
+    size_t *lines;
+    size_t max_peers;
+    size_t sig_base;
+    size_t name_base;
+    size_t line_base;
+    size_t n_peers;
+    size_t n_lines;
+    size_t sigs_used;
+    size_t names_used;
+    size_t full; /* out: 1 if reading stopped because a buffer was full */
+} tka_peer_lines;
+
+size_t tka_read_peer_lines(const uint8_t *text, size_t len, tka_peer_lines *out);
 
 /* BLAKE2s-256 (native/src/blake2s.c), exposed for tests. */
 void tka_blake2s(const uint8_t *data, size_t len, uint8_t out[32]);

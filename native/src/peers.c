@@ -8,6 +8,10 @@
  * (rotation levels) through verify_each; then give each peer the first failure in its walk
  * order. Computing every signature check before judging is safe because checks are pure: the
  * first failing step is the same as if they had run one by one. Chunks run on threads.
+ *
+ * tka_verify_peers_packed also describes each peer's bytes (tka_peer_info: the outer kind and
+ * the shallowest forgeable wrapping key), read in the same pass, so that a caller auditing a
+ * netmap needs no second decoder pass over every signature.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -199,6 +203,64 @@ static int judge_structure(const uint8_t *node_key, const uint8_t *data, const n
     return 1;
 }
 
+/*
+ * The 32-byte encodings of small-order points, with the sign bit (bit 255) cleared: y is 0, 1,
+ * p - 1, or +-y8 with y8^2 = (-1 + sqrt(1 + d)) / d (the order-8 points, y = 0 being the order-4
+ * ones), and y + p for y < 19 (y = 0, 1: the only values with a second, non-canonical encoding
+ * below 2^255). Every point of order 1, 2, 4 or 8 has one of these y, so a key whose low 255
+ * bits are not in this list is not small-order; tka_public_key_class decides the rest.
+ * tests/native/test_peers_packed.py derives the list again.
+ */
+static const uint8_t small_order_y[7][32] = {
+    {0},
+    {1},
+    {0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+     0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+     0xfc, 0x05},
+    {0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+     0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+     0x03, 0x7a},
+    {0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0x7f},
+    {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0x7f},
+    {0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0x7f},
+};
+
+static int is_small_order_key(const nks_bytes *key) {
+    if (key->len != 32) return 0;
+    uint8_t y[32];
+    memcpy(y, key->ptr, 32);
+    y[31] &= 0x7f;
+    for (size_t i = 0; i < sizeof small_order_y / sizeof small_order_y[0]; i++) {
+        if (memcmp(y, small_order_y[i], 32) == 0) {
+            return tka_public_key_class(key->ptr) == TKA_PK_SMALL_ORDER;
+        }
+    }
+    return 0;
+}
+
+/* The outer kind and the shallowest level whose wrapping key anyone can sign with. */
+static void describe(const nks_chain *ch, tka_peer_info *info) {
+    info->kind = (uint8_t)ch->levels[0].kind;
+    info->weak_depth = TKA_PEER_NO_WEAK;
+    info->weak_kind = 0;
+    info->flags = TKA_PEER_INFO_READ;
+    for (unsigned d = 0; d < ch->count; d++) {
+        const nks_bytes *wrapping = &ch->levels[d].wrapping;
+        if (!is_small_order_key(wrapping)) continue;
+        static const uint8_t zero[32];
+        info->weak_depth = (uint8_t)d;
+        info->weak_kind = (uint8_t)ch->levels[d].kind;
+        if (memcmp(wrapping->ptr, zero, 32) == 0) info->flags |= TKA_PEER_INFO_WEAK_ZERO;
+        return;
+    }
+}
+
 typedef struct {
     const uint8_t *node_keys;
     const uint8_t *nks;
@@ -206,7 +268,8 @@ typedef struct {
     trust_set trust;
     size_t start, end;
     tka_peer_result *results;
-    int status; /* number authorized, or a negative TKA_ERR_* */
+    tka_peer_info *info; /* NULL: not asked for */
+    int status;          /* number authorized, or a negative TKA_ERR_* */
 } chunk_job;
 
 /* Runs `n` checks of one rule (selected from `all`) and marks the first failure per peer. */
@@ -261,8 +324,10 @@ static int judge_window(const chunk_job *job, size_t start, size_t count, check_
         size_t len = job->nks_offsets[p + 1] - job->nks_offsets[p];
         if (!nks_read(data, len, chain)) {
             set_result(&results[i], TKA_PEER_UNCHECKED, 0, 0);
+            if (job->info != NULL) job->info[p] = (tka_peer_info){0, TKA_PEER_NO_WEAK, 0, 0};
             continue;
         }
+        if (job->info != NULL) describe(chain, &job->info[p]);
         if (!judge_structure(job->node_keys + 32 * p, data, chain, &job->trust, checks, i,
                              &results[i])) {
             return TKA_ERR_NOMEM;
@@ -303,6 +368,14 @@ static unsigned online_cpus(void) {
 int tka_verify_peers(const uint8_t *node_keys, const uint8_t *nks, const size_t *nks_offsets,
                      size_t n, const uint8_t *trusted_keys, size_t n_trusted, unsigned threads,
                      tka_peer_result *results) {
+    return tka_verify_peers_packed(node_keys, nks, nks_offsets, n, trusted_keys, n_trusted,
+                                   threads, results, NULL);
+}
+
+int tka_verify_peers_packed(const uint8_t *node_keys, const uint8_t *nks,
+                            const size_t *nks_offsets, size_t n, const uint8_t *trusted_keys,
+                            size_t n_trusted, unsigned threads, tka_peer_result *results,
+                            tka_peer_info *info) {
     if (n == 0) return 0;
     if (node_keys == NULL || nks_offsets == NULL || results == NULL ||
         (n_trusted > 0 && trusted_keys == NULL)) {
@@ -319,7 +392,7 @@ int tka_verify_peers(const uint8_t *node_keys, const uint8_t *nks, const size_t 
     int started[MAX_THREADS] = {0};
     for (size_t k = 0; k < t; k++) {
         jobs[k] = (chunk_job){node_keys, nks, nks_offsets, {trusted_keys, n_trusted},
-                              n * k / t, n * (k + 1) / t, results, 0};
+                              n * k / t, n * (k + 1) / t, results, info, 0};
     }
     /* Chunk 0 runs on the calling thread; a thread that cannot start runs here too. */
     for (size_t k = 1; k < t; k++) {
@@ -339,4 +412,156 @@ int tka_verify_peers(const uint8_t *node_keys, const uint8_t *nks, const size_t 
         total += jobs[k].status;
     }
     return total > INT32_MAX ? INT32_MAX : (int)total;
+}
+
+/* ---- Peers-file lines (tka audit), read without a Python step per line ---- */
+
+/* Character classes, built once (pthread_once). */
+enum { CH_HEX = 1, CH_B64 = 2, CH_BLANK = 4, CH_STOP = 8 /* blank, '#', '\n' */ };
+static uint8_t char_class[256], hex_value[256], b64_value[256];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void build_tables(void) {
+    for (int c = 0; c < 256; c++) {
+        uint8_t cls = 0, hex = 0, b64 = 0;
+        if (c >= '0' && c <= '9') cls |= CH_HEX, hex = (uint8_t)(c - '0'), b64 = (uint8_t)(c - '0' + 52);
+        if (c >= 'a' && c <= 'f') cls |= CH_HEX, hex = (uint8_t)(c - 'a' + 10);
+        if (c >= 'A' && c <= 'F') cls |= CH_HEX, hex = (uint8_t)(c - 'A' + 10);
+        if (c >= 'A' && c <= 'Z') cls |= CH_B64, b64 = (uint8_t)(c - 'A');
+        if (c >= 'a' && c <= 'z') cls |= CH_B64, b64 = (uint8_t)(c - 'a' + 26);
+        if (c >= '0' && c <= '9') cls |= CH_B64;
+        if (c == '+') cls |= CH_B64, b64 = 62;
+        if (c == '/') cls |= CH_B64, b64 = 63;
+        if (c == ' ' || c == '\t') cls |= CH_BLANK | CH_STOP;
+        if (c == '#' || c == '\n') cls |= CH_STOP;
+        char_class[c] = cls;
+        hex_value[c] = hex;
+        b64_value[c] = b64;
+    }
+}
+
+static int is_blank(uint8_t c) { return (char_class[c] & CH_BLANK) != 0; }
+
+static int all_hex(const uint8_t *in, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (!(char_class[in[i]] & CH_HEX)) return 0;
+    }
+    return 1;
+}
+
+static void hex_decode(const uint8_t *in, size_t len, uint8_t *out) {
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        out[i / 2] = (uint8_t)(hex_value[in[i]] << 4 | hex_value[in[i + 1]]);
+    }
+}
+
+/* Standard base64 in its one canonical spelling (a multiple of 4 characters, `=` only as the
+ * last one or two, unused bits zero) into out; the decoded length, or SIZE_MAX for anything
+ * else (which the caller leaves to the general rule). */
+static size_t b64_decode(const uint8_t *in, size_t len, uint8_t *out) {
+    if (len == 0 || len % 4 != 0) return SIZE_MAX;
+    size_t pad = in[len - 1] == '=' ? (in[len - 2] == '=' ? 2 : 1) : 0;
+    size_t body = len - pad;
+    for (size_t i = 0; i < body; i++) {
+        if (!(char_class[in[i]] & CH_B64)) return SIZE_MAX;
+    }
+    size_t n = 0, i = 0;
+    for (; i + 4 <= body; i += 4) {
+        uint32_t v = (uint32_t)b64_value[in[i]] << 18 | (uint32_t)b64_value[in[i + 1]] << 12 |
+                     (uint32_t)b64_value[in[i + 2]] << 6 | b64_value[in[i + 3]];
+        out[n++] = (uint8_t)(v >> 16);
+        out[n++] = (uint8_t)(v >> 8);
+        out[n++] = (uint8_t)v;
+    }
+    if (pad == 2) {
+        uint32_t v = (uint32_t)b64_value[in[i]] << 18 | (uint32_t)b64_value[in[i + 1]] << 12;
+        if (v & 0xffff) return SIZE_MAX;
+        out[n++] = (uint8_t)(v >> 16);
+    } else if (pad == 1) {
+        uint32_t v = (uint32_t)b64_value[in[i]] << 18 | (uint32_t)b64_value[in[i + 1]] << 12 |
+                     (uint32_t)b64_value[in[i + 2]] << 6;
+        if (v & 0xff) return SIZE_MAX;
+        out[n++] = (uint8_t)(v >> 16);
+        out[n++] = (uint8_t)(v >> 8);
+    }
+    return n;
+}
+
+static size_t word_end(const uint8_t *text, size_t p, size_t eol) {
+    while (p < eol && !(char_class[text[p]] & CH_STOP)) p++;
+    return p;
+}
+
+size_t tka_read_peer_lines(const uint8_t *text, size_t len, tka_peer_lines *out) {
+    size_t at = 0;
+    out->n_peers = 0;
+    out->n_lines = 0;
+    out->sigs_used = 0;
+    out->names_used = 0;
+    out->full = 0;
+    if (text == NULL || out->node_keys == NULL || out->sigs == NULL || out->sig_ends == NULL ||
+        out->names == NULL || out->name_ends == NULL || out->lines == NULL) {
+        return 0;
+    }
+    pthread_once(&tables_once, build_tables);
+    while (at < len) {
+        if (out->n_peers == out->max_peers) {
+            out->full = 1;
+            break;
+        }
+        const uint8_t *nl = memchr(text + at, '\n', len - at);
+        size_t eol = nl != NULL ? (size_t)(nl - text) : len;
+        size_t next = nl != NULL ? eol + 1 : len;
+        size_t p = at;
+        while (p < eol && is_blank(text[p])) p++;
+        if (p == eol || text[p] == '#') { /* blank or comment */
+            out->n_lines++;
+            at = next;
+            continue;
+        }
+        size_t key = p;
+        p = word_end(text, p, eol);
+        if (p - key != 72 || memcmp(text + key, "nodekey:", 8) != 0 || !all_hex(text + key + 8, 64) ||
+            p == eol || !is_blank(text[p])) {
+            break;
+        }
+        while (p < eol && is_blank(text[p])) p++;
+        size_t sig = p;
+        p = word_end(text, p, eol);
+        size_t sig_chars = p - sig;
+        while (p < eol && is_blank(text[p])) p++;
+        if (sig_chars == 0 || (p < eol && text[p] != '#')) break; /* one word, or three */
+        size_t name = p, name_end = p;
+        if (p < eol) {
+            name = p + 1;
+            name_end = eol;
+            while (name < name_end && is_blank(text[name])) name++;
+            while (name_end > name && is_blank(text[name_end - 1])) name_end--;
+        }
+        /* Room for the worst case: hex is half its length, base64 three quarters. */
+        if (out->sigs_cap - out->sigs_used < sig_chars ||
+            out->names_cap - out->names_used < name_end - name) {
+            out->full = out->n_peers > 0; /* else this line cannot fit at all: the caller's */
+            break;
+        }
+        uint8_t *sig_out = out->sigs + out->sigs_used;
+        size_t sig_len;
+        if (sig_chars % 2 == 0 && all_hex(text + sig, sig_chars)) {
+            hex_decode(text + sig, sig_chars, sig_out);
+            sig_len = sig_chars / 2;
+        } else {
+            sig_len = b64_decode(text + sig, sig_chars, sig_out);
+            if (sig_len == SIZE_MAX) break;
+        }
+        size_t k = out->n_peers++;
+        hex_decode(text + key + 8, 64, out->node_keys + 32 * k);
+        out->sigs_used += sig_len;
+        out->sig_ends[k] = out->sig_base + out->sigs_used;
+        memcpy(out->names + out->names_used, text + name, name_end - name);
+        out->names_used += name_end - name;
+        out->name_ends[k] = out->name_base + out->names_used;
+        out->lines[k] = out->line_base + ++out->n_lines;
+        at = next;
+    }
+    return at;
 }

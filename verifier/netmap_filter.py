@@ -45,13 +45,23 @@ class FilteredPeer:
 
 
 def filter_netmap(
-    state_or_authority: State | Authority, peers: Sequence[tuple[bytes, bytes | None]]
+    state_or_authority: State | Authority,
+    peers: Sequence[tuple[bytes, bytes | None]],
+    verdicts_of_signed: Sequence[PeerVerdict] | None = None,
 ) -> list[FilteredPeer]:
-    """One result per (node key, signature bytes or None) peer, in order."""
+    """One result per (node key, signature bytes or None) peer, in order.
+
+    `verdicts_of_signed`, when given, is `verify_peers`' verdict for each signed peer in
+    order, already computed by the caller (who must have used the same state), so the
+    signatures are not checked twice."""
     signed = [(i, key, sig) for i, (key, sig) in enumerate(peers) if sig]
     verdicts: dict[int, PeerVerdict] = {}
     if signed:
-        results = verify_peers(state_or_authority, [(key, sig) for _, key, sig in signed])
+        results = (
+            verify_peers(state_or_authority, [(key, sig) for _, key, sig in signed])
+            if verdicts_of_signed is None
+            else verdicts_of_signed
+        )
         verdicts = {i: v for (i, _, _), v in zip(signed, results, strict=True)}
 
     obsolete: set[bytes] = set()

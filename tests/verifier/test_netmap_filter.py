@@ -14,6 +14,7 @@ from verifier.disablement import disablement_kdf
 from verifier.key import ed25519_key
 from verifier.netmap_filter import MISSING, ROTATED, ROTATION_TIE, filter_netmap
 from verifier.nks import NodeKeySignature, SigKind
+from verifier.peers import AUTHORIZED, PeerVerdict
 from verifier.state import State
 from verifier.textforms import node_key_binary
 
@@ -48,6 +49,15 @@ def test_missing_bad_and_good() -> None:
     assert [r.visible for r in out] == [False, False, True]
     assert out[0].reason == MISSING and "SignatureError" in out[1].reason and out[2].reason == ""
 
+
+def test_verdicts_computed_by_the_caller_are_used_not_recomputed() -> None:
+    a, b, c = keys(3)
+    peers = [(a, None), (b, direct(b).to_cbor()), (c, direct(c).to_cbor())]
+    given = [PeerVerdict(False, "NotTrustedError: said by the caller"), AUTHORIZED]
+    out = filter_netmap(STATE, peers, given)  # one verdict per signed peer, in order
+    assert [r.visible for r in out] == [False, False, True]
+    assert out[1].reason == "NotTrustedError: said by the caller"
+    assert filter_netmap(STATE, peers)[1].visible  # without them: verified, and good
 
 def test_rotation_makes_previous_keys_obsolete_and_keeps_the_longest_chain() -> None:
     rot = SigningKey.generate()

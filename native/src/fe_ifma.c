@@ -19,87 +19,9 @@
 #include "tka_native.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 #include <stdlib.h>
 
-#define IFMA_TARGET __attribute__((target("avx512f,avx512ifma")))
-/* Fully unrolled loops keep the column accumulators in registers instead of stack arrays
- * (2.5x faster at -O2). */
-#if defined(__clang__)
-#define IFMA_UNROLL _Pragma("unroll")
-#else
-#define IFMA_UNROLL _Pragma("GCC unroll 32")
-#endif
-
-typedef struct {
-    __m512i v[5];
-} fe8;
-
-IFMA_TARGET static inline __m512i times19(__m512i x) {
-    return _mm512_add_epi64(_mm512_add_epi64(_mm512_slli_epi64(x, 4), _mm512_slli_epi64(x, 1)), x);
-}
-
-/* Columns c[0..9] (c[k] = lo[k] + 2 hi[k-1]) -> five carried limbs < 2^52. */
-IFMA_TARGET static inline void fe8_reduce(fe8 *h, const __m512i lo[9], const __m512i hi[9]) {
-    const __m512i mask = _mm512_set1_epi64((long long)FE_MASK51);
-    __m512i c[10];
-    c[0] = lo[0];
-    IFMA_UNROLL
-    for (int k = 1; k < 9; k++) c[k] = _mm512_add_epi64(lo[k], _mm512_slli_epi64(hi[k - 1], 1));
-    c[9] = _mm512_slli_epi64(hi[8], 1);
-    __m512i r[5];
-    IFMA_UNROLL
-    for (int k = 0; k < 5; k++) r[k] = _mm512_add_epi64(c[k], times19(c[k + 5]));
-    IFMA_UNROLL
-    for (int k = 0; k < 4; k++) {
-        r[k + 1] = _mm512_add_epi64(r[k + 1], _mm512_srli_epi64(r[k], 51));
-        r[k] = _mm512_and_si512(r[k], mask);
-    }
-    r[0] = _mm512_add_epi64(r[0], times19(_mm512_srli_epi64(r[4], 51)));
-    r[4] = _mm512_and_si512(r[4], mask);
-    r[1] = _mm512_add_epi64(r[1], _mm512_srli_epi64(r[0], 51));
-    r[0] = _mm512_and_si512(r[0], mask);
-    IFMA_UNROLL
-    for (int k = 0; k < 5; k++) h->v[k] = r[k];
-}
-
-IFMA_TARGET static inline void fe8_mul(fe8 *h, const fe8 *f, const fe8 *g) {
-    __m512i lo[9], hi[9];
-    IFMA_UNROLL
-    for (int k = 0; k < 9; k++) lo[k] = hi[k] = _mm512_setzero_si512();
-    IFMA_UNROLL
-    for (int i = 0; i < 5; i++)
-        IFMA_UNROLL
-        for (int j = 0; j < 5; j++) {
-            lo[i + j] = _mm512_madd52lo_epu64(lo[i + j], f->v[i], g->v[j]);
-            hi[i + j] = _mm512_madd52hi_epu64(hi[i + j], f->v[i], g->v[j]);
-        }
-    fe8_reduce(h, lo, hi);
-}
-
-IFMA_TARGET static inline void fe8_sq(fe8 *h, const fe8 *f) {
-    __m512i lo[9], hi[9];
-    IFMA_UNROLL
-    for (int k = 0; k < 9; k++) lo[k] = hi[k] = _mm512_setzero_si512();
-    IFMA_UNROLL
-    for (int i = 0; i < 5; i++)
-        IFMA_UNROLL
-        for (int j = i + 1; j < 5; j++) {
-            lo[i + j] = _mm512_madd52lo_epu64(lo[i + j], f->v[i], f->v[j]);
-            hi[i + j] = _mm512_madd52hi_epu64(hi[i + j], f->v[i], f->v[j]);
-        }
-    IFMA_UNROLL
-    for (int k = 0; k < 9; k++) {
-        lo[k] = _mm512_slli_epi64(lo[k], 1);
-        hi[k] = _mm512_slli_epi64(hi[k], 1);
-    }
-    IFMA_UNROLL
-    for (int i = 0; i < 5; i++) {
-        lo[2 * i] = _mm512_madd52lo_epu64(lo[2 * i], f->v[i], f->v[i]);
-        hi[2 * i] = _mm512_madd52hi_epu64(hi[2 * i], f->v[i], f->v[i]);
-    }
-    fe8_reduce(h, lo, hi);
-}
+#include "fe8_ifma.h"
 
 IFMA_TARGET static void fe8_sqn(fe8 *h, const fe8 *f, int n) {
     fe8_sq(h, f);
@@ -149,35 +71,6 @@ IFMA_TARGET static void pow22523_x8_ifma(fe out[8], const fe in[8]) {
 }
 
 /* ---- Pippenger bucket additions, eight buckets at a time ---- */
-
-IFMA_TARGET static inline void fe8_carry(fe8 *h) {
-    const __m512i mask = _mm512_set1_epi64((long long)FE_MASK51);
-    IFMA_UNROLL
-    for (int k = 0; k < 4; k++) {
-        h->v[k + 1] = _mm512_add_epi64(h->v[k + 1], _mm512_srli_epi64(h->v[k], 51));
-        h->v[k] = _mm512_and_si512(h->v[k], mask);
-    }
-    __m512i top = _mm512_srli_epi64(h->v[4], 51);
-    h->v[4] = _mm512_and_si512(h->v[4], mask);
-    h->v[0] = _mm512_add_epi64(h->v[0], times19(top));
-}
-
-/* h = f + g, carried so the result is a valid IFMA input (limbs < 2^52). */
-IFMA_TARGET static inline void fe8_add(fe8 *h, const fe8 *f, const fe8 *g) {
-    IFMA_UNROLL
-    for (int k = 0; k < 5; k++) h->v[k] = _mm512_add_epi64(f->v[k], g->v[k]);
-    fe8_carry(h);
-}
-
-/* h = f + 4p - g, carried (f, g limbs < 2^52). */
-IFMA_TARGET static inline void fe8_sub(fe8 *h, const fe8 *f, const fe8 *g) {
-    const __m512i p4_0 = _mm512_set1_epi64(0x1fffffffffffb4LL);
-    const __m512i p4_k = _mm512_set1_epi64(0x1ffffffffffffcLL);
-    IFMA_UNROLL
-    for (int k = 0; k < 5; k++)
-        h->v[k] = _mm512_sub_epi64(_mm512_add_epi64(f->v[k], k == 0 ? p4_0 : p4_k), g->v[k]);
-    fe8_carry(h);
-}
 
 IFMA_TARGET static inline void fe8_gather(fe8 *h, const uint64_t *base, __m512i index) {
     IFMA_UNROLL

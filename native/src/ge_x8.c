@@ -1,0 +1,498 @@
+/*
+ * [S]B - [k]A for eight independent signatures at once, one per lane of AVX-512 IFMA vectors.
+ *
+ * Lanes must run the same instructions, so the recoding is by fixed windows rather than
+ * wNAF: signed radix-2^5 digits for k (51 windows, digits in [-15, 16]) and signed
+ * radix-2^8 digits for S (32 windows, digits in [-127, 128]). Window positions are the same
+ * in every lane (multiples of 5 and of 8), so one loop of 250 doublings adds a -A multiple
+ * every fifth step and a B multiple every eighth, in all lanes together; only the table
+ * entry differs per lane, fetched with gathers (digit 0 fetches the identity entry, a
+ * negative digit swaps the halves of the entry with a lane mask).
+ *
+ *   - A table (per lane): 0..16 times A in cached form (Y+X, Y-X, Z, 2dT), built with 15
+ *     additions in the lanes; stored entry-major, lane-minor, so one index vector
+ *     (16 * 10 * |d| + lane) fetches one limb for all eight lanes.
+ *   - B table (shared, built once): 0..128 times B, affine niels (y+x, y-x, 2dxy).
+ *
+ * Cost per eight signatures: 250 doublings and 83 additions, about the point operations of
+ * one scalar wNAF verification. The formulas (extended coordinates, a = -1) are complete,
+ * so no input point needs special treatment: small-order and mixed-order A are computed
+ * like any other, which is what makes the lane result equal the scalar one for every input.
+ */
+#define _DEFAULT_SOURCE 1
+#include "ge_x8.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "fe_ifma.h"
+
+#define A_W 5
+#define A_WINDOWS 51 /* 51 * 5 = 255 bits >= 253 + the final carry */
+#define A_ENTRIES 17 /* 0..16 */
+#define B_W 8
+#define B_WINDOWS 32
+#define B_ENTRIES 129 /* 0..128 */
+
+/* The scalar reference: the same result one signature at a time. */
+static void dsm_scalar(ge_p3 out[8], const ge_p3 a[8], const sc k[8], const sc s[8]) {
+    for (int j = 0; j < 8; j++) {
+        ge_p3 neg_a;
+        ge_cached table[GE_STRAUS_TABLE];
+        ge_p3_neg(&neg_a, &a[j]);
+        ge_straus_table(table, &neg_a);
+        ge_double_scalarmult_table(&out[j], table, &k[j], &s[j]);
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#include "fe8_ifma.h"
+
+/* Signed fixed-window digits of a < 2^253: digits in [-(2^(w-1) - 1), 2^(w-1)], with
+ * sum digit[i] 2^(w i) = a. windows * w >= 254, so the top digit absorbs the last carry. */
+static void recode_fixed(int digit[], const sc *a, int w, int windows) {
+    const uint64_t mask = ((uint64_t)1 << w) - 1, half = (uint64_t)1 << (w - 1);
+    uint64_t carry = 0;
+    for (int i = 0; i < windows; i++) {
+        int pos = i * w, idx = pos / 64, bit = pos % 64;
+        uint64_t buf = idx < 4 ? a->v[idx] >> bit : 0;
+        if (bit > 64 - w && idx + 1 < 4) buf |= a->v[idx + 1] << (64 - bit);
+        uint64_t d = (buf & mask) + carry;
+        if (d > half) {
+            digit[i] = (int)d - (int)(mask + 1);
+            carry = 1;
+        } else {
+            digit[i] = (int)d;
+            carry = 0;
+        }
+    }
+}
+
+/* ---- the shared B table: j B for j = 0..128, affine niels, limbs carried ---- */
+
+static uint64_t b_table[B_ENTRIES][15];
+static pthread_once_t b_once = PTHREAD_ONCE_INIT;
+
+static void b_table_init(void) {
+    static const uint8_t b_bytes[32] = {
+        0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+        0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+    };
+    ge_p3 base, cur;
+    (void)ge_frombytes_lenient(&base, b_bytes);
+    ge_p3_identity(&cur);
+    for (int j = 0; j < B_ENTRIES; j++) {
+        ge_niels n;
+        if (j == 0) {
+            n.yplusx = FE_ONE;
+            n.yminusx = FE_ONE;
+            n.xy2d = FE_ZERO;
+        } else {
+            fe zinv;
+            ge_p3 aff;
+            fe_invert(&zinv, &cur.Z);
+            fe_mul(&aff.X, &cur.X, &zinv);
+            fe_mul(&aff.Y, &cur.Y, &zinv);
+            aff.Z = FE_ONE;
+            fe_mul(&aff.T, &aff.X, &aff.Y);
+            ge_affine_p3_to_niels(&n, &aff);
+        }
+        fe_carry(&n.yplusx);
+        fe_carry(&n.yminusx);
+        fe_carry(&n.xy2d);
+        memcpy(&b_table[j][0], n.yplusx.v, 40);
+        memcpy(&b_table[j][5], n.yminusx.v, 40);
+        memcpy(&b_table[j][10], n.xy2d.v, 40);
+        ge_p3_add(&cur, &cur, &base);
+    }
+}
+
+
+typedef struct { fe8 X, Y, Z, T; } p3_8;
+typedef struct { fe8 X, Y, Z; } p2_8;
+typedef struct { fe8 E, F, G, H; } p1p1_8;
+typedef struct { fe8 YpX, YmX, Z, T2d; } cached_8;
+typedef struct { fe8 ypx, ymx, xy2d; } niels_8;
+
+IFMA_TARGET static inline void fe8_set_small(fe8 *h, uint64_t v0) {
+    h->v[0] = _mm512_set1_epi64((long long)v0);
+    for (int k = 1; k < 5; k++) h->v[k] = _mm512_setzero_si512();
+}
+
+IFMA_TARGET static inline void fe8_broadcast(fe8 *h, const fe *f) {
+    for (int k = 0; k < 5; k++) h->v[k] = _mm512_set1_epi64((long long)f->v[k]);
+}
+
+/* Lane j of h = in[j] (limbs carried below 2^52 first). */
+IFMA_TARGET static inline void fe8_load_lanes(fe8 *h, const fe *in[8]) {
+    fe c[8];
+    for (int j = 0; j < 8; j++) {
+        c[j] = *in[j];
+        fe_carry(&c[j]);
+    }
+    for (int k = 0; k < 5; k++)
+        h->v[k] = _mm512_set_epi64((long long)c[7].v[k], (long long)c[6].v[k],
+                                   (long long)c[5].v[k], (long long)c[4].v[k],
+                                   (long long)c[3].v[k], (long long)c[2].v[k],
+                                   (long long)c[1].v[k], (long long)c[0].v[k]);
+}
+
+IFMA_TARGET static inline void fe8_store_lanes(fe *out[8], const fe8 *h) {
+    uint64_t lanes[8];
+    for (int k = 0; k < 5; k++) {
+        _mm512_storeu_si512((void *)lanes, h->v[k]);
+        for (int j = 0; j < 8; j++) out[j]->v[k] = lanes[j];
+    }
+}
+
+IFMA_TARGET static inline void p1p1_to_p3_8(p3_8 *r, const p1p1_8 *p) {
+    fe8_mul(&r->X, &p->E, &p->F);
+    fe8_mul(&r->Y, &p->G, &p->H);
+    fe8_mul(&r->Z, &p->F, &p->G);
+    fe8_mul(&r->T, &p->E, &p->H);
+}
+
+IFMA_TARGET static inline void p1p1_to_p2_8(p2_8 *r, const p1p1_8 *p) {
+    fe8_mul(&r->X, &p->E, &p->F);
+    fe8_mul(&r->Y, &p->G, &p->H);
+    fe8_mul(&r->Z, &p->F, &p->G);
+}
+
+/* The scalar ge_dbl, lane by lane. */
+IFMA_TARGET static inline void dbl_8(p1p1_8 *r, const p2_8 *p) {
+    fe8 a, b, c, s;
+    fe8_sq(&a, &p->X);
+    fe8_sq(&b, &p->Y);
+    fe8_sq(&c, &p->Z);
+    fe8_add(&s, &p->X, &p->Y);
+    fe8_sq(&s, &s);
+    fe8_add(&c, &c, &c);
+    fe8_add(&r->H, &a, &b);
+    fe8_sub(&r->E, &r->H, &s);
+    fe8_sub(&r->G, &a, &b);
+    fe8_add(&r->F, &c, &r->G);
+}
+
+IFMA_TARGET static inline void p3_to_cached_8(cached_8 *r, const p3_8 *p, const fe8 *d2) {
+    fe8_add(&r->YpX, &p->Y, &p->X);
+    fe8_sub(&r->YmX, &p->Y, &p->X);
+    r->Z = p->Z;
+    fe8_mul(&r->T2d, &p->T, d2);
+}
+
+/* r = p + q in lanes where neg is clear, p - q where it is set (q's halves swapped before
+ * the products, F and G swapped after: the same as negating 2dT). */
+IFMA_TARGET static inline void add_cached_8(p1p1_8 *r, const p3_8 *p, const cached_8 *q,
+                                            __mmask8 neg) {
+    fe8 qp, qm, ypx, ymx, a, b, c, d, f0, g0;
+    for (int k = 0; k < 5; k++) {
+        qp.v[k] = _mm512_mask_blend_epi64(neg, q->YpX.v[k], q->YmX.v[k]);
+        qm.v[k] = _mm512_mask_blend_epi64(neg, q->YmX.v[k], q->YpX.v[k]);
+    }
+    fe8_add(&ypx, &p->Y, &p->X);
+    fe8_sub(&ymx, &p->Y, &p->X);
+    fe8_mul(&a, &ymx, &qm);
+    fe8_mul(&b, &ypx, &qp);
+    fe8_mul(&c, &p->T, &q->T2d);
+    fe8_mul(&d, &p->Z, &q->Z);
+    fe8_add(&d, &d, &d);
+    fe8_sub(&r->E, &b, &a);
+    fe8_add(&r->H, &b, &a);
+    fe8_sub(&f0, &d, &c);
+    fe8_add(&g0, &d, &c);
+    for (int k = 0; k < 5; k++) {
+        r->F.v[k] = _mm512_mask_blend_epi64(neg, f0.v[k], g0.v[k]);
+        r->G.v[k] = _mm512_mask_blend_epi64(neg, g0.v[k], f0.v[k]);
+    }
+}
+
+/* The same with an affine (niels) q: 2Z instead of Z * q.Z. */
+IFMA_TARGET static inline void add_niels_8(p1p1_8 *r, const p3_8 *p, const niels_8 *q,
+                                           __mmask8 neg) {
+    fe8 qp, qm, ypx, ymx, a, b, c, d, f0, g0;
+    for (int k = 0; k < 5; k++) {
+        qp.v[k] = _mm512_mask_blend_epi64(neg, q->ypx.v[k], q->ymx.v[k]);
+        qm.v[k] = _mm512_mask_blend_epi64(neg, q->ymx.v[k], q->ypx.v[k]);
+    }
+    fe8_add(&ypx, &p->Y, &p->X);
+    fe8_sub(&ymx, &p->Y, &p->X);
+    fe8_mul(&a, &ymx, &qm);
+    fe8_mul(&b, &ypx, &qp);
+    fe8_mul(&c, &p->T, &q->xy2d);
+    fe8_add(&d, &p->Z, &p->Z);
+    fe8_sub(&r->E, &b, &a);
+    fe8_add(&r->H, &b, &a);
+    fe8_sub(&f0, &d, &c);
+    fe8_add(&g0, &d, &c);
+    for (int k = 0; k < 5; k++) {
+        r->F.v[k] = _mm512_mask_blend_epi64(neg, f0.v[k], g0.v[k]);
+        r->G.v[k] = _mm512_mask_blend_epi64(neg, g0.v[k], f0.v[k]);
+    }
+}
+
+/* One A-table entry per lane: the table is u64[A_ENTRIES][20 limbs][8 lanes], and index
+ * lane j = 160 |d_j| + j. */
+IFMA_TARGET static inline void gather_cached_8(cached_8 *q, const uint64_t *table, __m512i index) {
+    fe8 *f[4] = {&q->YpX, &q->YmX, &q->Z, &q->T2d};
+    for (int c = 0; c < 4; c++)
+        for (int k = 0; k < 5; k++)
+            f[c]->v[k] = _mm512_i64gather_epi64(index, (const void *)(table + (5 * c + k) * 8), 8);
+}
+
+/* One B-table entry per lane: index lane j = 15 |d_j|. */
+IFMA_TARGET static inline void gather_niels_8(niels_8 *q, __m512i index) {
+    const uint64_t *base = &b_table[0][0];
+    fe8 *f[3] = {&q->ypx, &q->ymx, &q->xy2d};
+    for (int c = 0; c < 3; c++)
+        for (int k = 0; k < 5; k++)
+            f[c]->v[k] = _mm512_i64gather_epi64(index, (const void *)(base + 5 * c + k), 8);
+}
+
+/* table[e] = e a[j] in lane j (cached form), e = 0..16; 15 additions in the lanes. */
+IFMA_TARGET static void build_table_8(uint64_t table[A_ENTRIES][20][8], const ge_p3 a[8]) {
+    fe8 d2;
+    fe8_broadcast(&d2, &FE_D2);
+    p3_8 pa;
+    {
+        const fe *x[8], *y[8], *z[8], *t[8];
+        for (int j = 0; j < 8; j++) {
+            x[j] = &a[j].X;
+            y[j] = &a[j].Y;
+            z[j] = &a[j].Z;
+            t[j] = &a[j].T;
+        }
+        fe8_load_lanes(&pa.X, x);
+        fe8_load_lanes(&pa.Y, y);
+        fe8_load_lanes(&pa.Z, z);
+        fe8_load_lanes(&pa.T, t);
+    }
+    cached_8 ca, e;
+    p3_to_cached_8(&ca, &pa, &d2);
+    p3_8 cur = pa;
+    for (int idx = 0; idx < A_ENTRIES; idx++) {
+        if (idx == 0) {
+            fe8_set_small(&e.YpX, 1);
+            fe8_set_small(&e.YmX, 1);
+            fe8_set_small(&e.Z, 1);
+            fe8_set_small(&e.T2d, 0);
+        } else if (idx == 1) {
+            e = ca;
+        } else {
+            p1p1_8 t;
+            add_cached_8(&t, &cur, &ca, 0);
+            p1p1_to_p3_8(&cur, &t);
+            p3_to_cached_8(&e, &cur, &d2);
+        }
+        const fe8 *f[4] = {&e.YpX, &e.YmX, &e.Z, &e.T2d};
+        for (int c = 0; c < 4; c++)
+            for (int k = 0; k < 5; k++)
+                _mm512_store_si512((void *)table[idx][5 * c + k], f[c]->v[k]);
+    }
+}
+
+IFMA_TARGET static inline void store_p3_8(ge_p3 out[8], const p3_8 *p) {
+    fe *x[8], *y[8], *z[8], *tt[8];
+    for (int j = 0; j < 8; j++) {
+        x[j] = &out[j].X;
+        y[j] = &out[j].Y;
+        z[j] = &out[j].Z;
+        tt[j] = &out[j].T;
+    }
+    fe8_store_lanes(x, &p->X);
+    fe8_store_lanes(y, &p->Y);
+    fe8_store_lanes(z, &p->Z);
+    fe8_store_lanes(tt, &p->T);
+}
+
+IFMA_TARGET static void dsm_ifma(ge_p3 out[8], const ge_p3 a[8], const int64_t a_index[A_WINDOWS][8],
+                                 const __mmask8 a_neg[A_WINDOWS], const int64_t b_index[B_WINDOWS][8],
+                                 const __mmask8 b_neg[B_WINDOWS]) {
+    /* The A table, built in the lanes: entry e holds e A. */
+    _Alignas(64) uint64_t table[A_ENTRIES][20][8];
+    build_table_8(table, a);
+
+    /* The joint double-and-add loop; t starts as the identity (E = 0, F = G = H = 1). */
+    p1p1_8 t;
+    fe8_set_small(&t.E, 0);
+    fe8_set_small(&t.F, 1);
+    fe8_set_small(&t.G, 1);
+    fe8_set_small(&t.H, 1);
+    p2_8 acc2;
+    p3_8 acc3;
+    for (int i = (A_WINDOWS - 1) * A_W; i >= 0; i--) {
+        if (i != (A_WINDOWS - 1) * A_W) dbl_8(&t, &acc2);
+        if (i % A_W == 0) {
+            cached_8 q;
+            int w = i / A_W;
+            gather_cached_8(&q, &table[0][0][0], _mm512_loadu_si512((const void *)a_index[w]));
+            p1p1_to_p3_8(&acc3, &t);
+            add_cached_8(&t, &acc3, &q, a_neg[w]);
+        }
+        if (i % B_W == 0) {
+            niels_8 q;
+            int w = i / B_W;
+            gather_niels_8(&q, _mm512_loadu_si512((const void *)b_index[w]));
+            p1p1_to_p3_8(&acc3, &t);
+            add_niels_8(&t, &acc3, &q, b_neg[w]);
+        }
+        if (i > 0) p1p1_to_p2_8(&acc2, &t);
+    }
+    p1p1_to_p3_8(&acc3, &t);
+    store_p3_8(out, &acc3);
+}
+
+void ge_double_scalarmult_base_x8(ge_p3 out[8], const ge_p3 a[8], const sc k[8], const sc s[8]) {
+    if (!fe_ifma_available()) {
+        dsm_scalar(out, a, k, s);
+        return;
+    }
+    pthread_once(&b_once, b_table_init);
+    _Alignas(64) int64_t a_index[A_WINDOWS][8];
+    _Alignas(64) int64_t b_index[B_WINDOWS][8];
+    __mmask8 a_neg[A_WINDOWS], b_neg[B_WINDOWS];
+    memset(a_neg, 0, sizeof a_neg);
+    memset(b_neg, 0, sizeof b_neg);
+    for (int j = 0; j < 8; j++) {
+        int da[A_WINDOWS], db[B_WINDOWS];
+        recode_fixed(da, &k[j], A_W, A_WINDOWS);
+        recode_fixed(db, &s[j], B_W, B_WINDOWS);
+        for (int w = 0; w < A_WINDOWS; w++) {
+            /* We add -d A: negate where d > 0. */
+            int d = da[w];
+            a_index[w][j] = (int64_t)(d < 0 ? -d : d) * 160 + j;
+            if (d > 0) a_neg[w] |= (__mmask8)(1u << j);
+        }
+        for (int w = 0; w < B_WINDOWS; w++) {
+            int d = db[w];
+            b_index[w][j] = (int64_t)(d < 0 ? -d : d) * 15;
+            if (d < 0) b_neg[w] |= (__mmask8)(1u << j);
+        }
+    }
+    dsm_ifma(out, a, (const int64_t(*)[8])a_index, a_neg, (const int64_t(*)[8])b_index, b_neg);
+}
+
+/* ---- one verification spread over the lanes ---- */
+
+/* Lane l covers radix-2^5 digits 7l .. 7l+6 of both scalars, i.e. bits 35l .. 35l+34, so it
+ * multiplies [2^(35 l)]P and [2^(35 l)]B: 30 doublings and 14 additions per lane, then the
+ * eight lane results are summed. */
+#define SPLIT_DIGITS 7
+#define SPLIT_WINDOWS (8 * SPLIT_DIGITS) /* 56 >= 51 radix-2^5 digits of a 253-bit scalar */
+
+static _Alignas(64) uint64_t b_split[A_ENTRIES][20][8];
+static pthread_once_t b_split_once = PTHREAD_ONCE_INIT;
+
+/* pts[l] = [2^(35 l)] p. */
+static void split_points(ge_p3 pts[8], const ge_p3 *p) {
+    pts[0] = *p;
+    for (int l = 1; l < 8; l++) {
+        ge_p2 q;
+        ge_p1p1 t;
+        ge_p3_to_p2(&q, &pts[l - 1]);
+        for (int i = 0; i < 5 * SPLIT_DIGITS; i++) {
+            ge_dbl(&t, &q);
+            if (i + 1 < 5 * SPLIT_DIGITS) ge_p1p1_to_p2(&q, &t);
+        }
+        ge_p1p1_to_p3(&pts[l], &t);
+    }
+}
+
+static void b_split_init(void) {
+    static const uint8_t b_bytes[32] = {
+        0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+        0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+    };
+    ge_p3 base, pts[8];
+    (void)ge_frombytes_lenient(&base, b_bytes);
+    split_points(pts, &base);
+    build_table_8(b_split, pts);
+}
+
+IFMA_TARGET static void split_ifma(ge_p3 lanes_out[8], const uint64_t (*ptab)[20][8],
+                                   const int64_t p_index[SPLIT_DIGITS][8],
+                                   const __mmask8 p_neg[SPLIT_DIGITS],
+                                   const int64_t b_index[SPLIT_DIGITS][8],
+                                   const __mmask8 b_neg[SPLIT_DIGITS]) {
+    p1p1_8 t;
+    fe8_set_small(&t.E, 0);
+    fe8_set_small(&t.F, 1);
+    fe8_set_small(&t.G, 1);
+    fe8_set_small(&t.H, 1);
+    p2_8 acc2;
+    p3_8 acc3;
+    const int top = (SPLIT_DIGITS - 1) * A_W;
+    for (int i = top; i >= 0; i--) {
+        if (i != top) dbl_8(&t, &acc2);
+        if (i % A_W == 0) {
+            cached_8 q;
+            int w = i / A_W;
+            gather_cached_8(&q, &ptab[0][0][0], _mm512_loadu_si512((const void *)p_index[w]));
+            p1p1_to_p3_8(&acc3, &t);
+            add_cached_8(&t, &acc3, &q, p_neg[w]);
+            gather_cached_8(&q, &b_split[0][0][0], _mm512_loadu_si512((const void *)b_index[w]));
+            p1p1_to_p3_8(&acc3, &t);
+            add_cached_8(&t, &acc3, &q, b_neg[w]);
+        }
+        if (i > 0) p1p1_to_p2_8(&acc2, &t);
+    }
+    p1p1_to_p3_8(&acc3, &t);
+    store_p3_8(lanes_out, &acc3);
+}
+
+int ge_split_available(void) { return fe_ifma_available(); }
+
+void ge_split_table_init(ge_split_table *table, const ge_p3 *p) {
+    ge_p3 pts[8];
+    split_points(pts, p);
+    build_table_8(table->t, pts);
+}
+
+void ge_double_scalarmult_split(ge_p3 *out, const ge_split_table *table, const sc *a,
+                                const sc *b) {
+    pthread_once(&b_split_once, b_split_init);
+    int da[SPLIT_WINDOWS], db[SPLIT_WINDOWS];
+    recode_fixed(da, a, A_W, SPLIT_WINDOWS);
+    recode_fixed(db, b, A_W, SPLIT_WINDOWS);
+    _Alignas(64) int64_t p_index[SPLIT_DIGITS][8];
+    _Alignas(64) int64_t b_index[SPLIT_DIGITS][8];
+    __mmask8 p_neg[SPLIT_DIGITS], b_neg[SPLIT_DIGITS];
+    memset(p_neg, 0, sizeof p_neg);
+    memset(b_neg, 0, sizeof b_neg);
+    for (int l = 0; l < 8; l++)
+        for (int w = 0; w < SPLIT_DIGITS; w++) {
+            int d = da[SPLIT_DIGITS * l + w], e = db[SPLIT_DIGITS * l + w];
+            p_index[w][l] = (int64_t)(d < 0 ? -d : d) * 160 + l;
+            if (d < 0) p_neg[w] |= (__mmask8)(1u << l);
+            b_index[w][l] = (int64_t)(e < 0 ? -e : e) * 160 + l;
+            if (e < 0) b_neg[w] |= (__mmask8)(1u << l);
+        }
+    ge_p3 lanes[8];
+    split_ifma(lanes, (const uint64_t(*)[20][8])table->t, (const int64_t(*)[8])p_index, p_neg,
+               (const int64_t(*)[8])b_index, b_neg);
+    *out = lanes[0];
+    for (int l = 1; l < 8; l++) ge_p3_add(out, out, &lanes[l]);
+}
+
+#else /* not x86-64 GCC/Clang: the scalar code */
+
+void ge_double_scalarmult_base_x8(ge_p3 out[8], const ge_p3 a[8], const sc k[8], const sc s[8]) {
+    dsm_scalar(out, a, k, s);
+}
+
+int ge_split_available(void) { return 0; }
+
+void ge_split_table_init(ge_split_table *table, const ge_p3 *p) {
+    (void)table;
+    (void)p;
+}
+
+void ge_double_scalarmult_split(ge_p3 *out, const ge_split_table *table, const sc *a,
+                                const sc *b) {
+    (void)table;
+    (void)a;
+    (void)b;
+    ge_p3_identity(out); /* never called: ge_split_available() is 0 */
+}
+
+#endif

@@ -21,7 +21,7 @@ extern "C" {
 
 /* ---- Ed25519 verification (native/src/ed25519_verify.c, batch.c) ---- */
 
-/* Verification rules (spec §4.3). */
+/* Verification rules (docs/format.md §4). */
 #define TKA_RULE_ZIP215 0        /* ed25519consensus: cofactored, lenient A and R, S < L */
 #define TKA_RULE_COFACTORLESS 1  /* Go crypto/ed25519: S < L, lenient A, R byte-compared */
 
@@ -71,7 +71,7 @@ int tka_native_features(void);
 /* ---- Node-key signatures in bulk (native/src/peers.c, nks_reader.c) ---- */
 
 /* Per-peer outcome codes of tka_verify_peers. Each names the step of NodeKeyAuthorized
- * (spec §7.3) that failed; `depth` is the chain level it failed at (0 = outermost) and
+ * (docs/format.md §7) that failed; `depth` is the chain level it failed at (0 = outermost) and
  * `aux` carries the number the reference's message includes (a kind or a length). */
 #define TKA_PEER_OK 0
 #define TKA_PEER_UNCHECKED 1                /* not canonical CBOR: use the full decoder */

@@ -1,6 +1,6 @@
 /*
  * BLAKE2s-256 (RFC 7693), unkeyed with the default parameter block: the hash of AUMs and
- * node-key signatures (spec §4). Our own implementation: the bulk peer verifier hashes one or
+ * node-key signatures (docs/format.md §4). Our own implementation: the bulk peer verifier hashes one or
  * two 64-byte blocks per signature level, so a small portable compression function is enough
  * (it is a few percent of a verification) and keeps the core free of library dependencies.
  */

@@ -1,5 +1,5 @@
 /*
- * Single Ed25519 verification with the two rules tailnet lock needs (spec §4.3):
+ * Single Ed25519 verification with the two rules tailnet lock needs (docs/format.md §4):
  *
  *   TKA_RULE_ZIP215        ed25519consensus: S < L; A and R decoded leniently (non-canonical
  *                          and small-order encodings accepted); [8](S B - R - k A) == 0.

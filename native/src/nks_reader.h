@@ -1,5 +1,5 @@
 /*
- * Bounded reader for node-key signatures in canonical CBOR (spec §2, §3.5), internal interface.
+ * Bounded reader for node-key signatures in canonical CBOR (docs/format.md §2, §3), internal interface.
  *
  * It accepts exactly the bytes our encoder (and the reference's) would produce for a
  * NodeKeySignature: a map of 1..6 entries with ascending single-byte integer keys 1..6, key 1
@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The decoder's nesting limit (spec §2.2): one CBOR nesting level per NKS map. */
+/* The decoder's nesting limit (docs/format.md §2): one CBOR nesting level per NKS map. */
 #define TKA_NKS_MAX_LEVELS 16
 
 typedef struct {
@@ -47,7 +47,7 @@ typedef struct {
 /* 1 if `data` is a canonical NKS (filling `out`), 0 otherwise. Never reads outside data. */
 int nks_read(const uint8_t *data, size_t len, nks_chain *out);
 
-/* BLAKE2s-256 of level `i`'s encoding without its own Signature (spec §4.2). */
+/* BLAKE2s-256 of level `i`'s encoding without its own Signature (docs/format.md §4). */
 void nks_sig_hash(const uint8_t *data, const nks_chain *chain, unsigned i, uint8_t out[32]);
 
 #endif

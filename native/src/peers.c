@@ -1,5 +1,5 @@
 /*
- * Node-key signatures in bulk (spec §7.3): one verdict and reason per (node key, NKS) pair,
+ * Node-key signatures in bulk (docs/format.md §7): one verdict and reason per (node key, NKS) pair,
  * equal to NodeKeyAuthorized for every input the canonical reader accepts.
  *
  * Per chunk of peers: read each NKS (nks_reader.c), walk its chain in the reference's order and

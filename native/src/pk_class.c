@@ -1,6 +1,6 @@
 /* Public-key classes (tka_native.h, tka_public_key_class): which Ed25519 public keys honest key
  * generation can produce. Both verification rules accept small-order and mixed-order keys and
- * non-canonical encodings (spec §4.3), so a signature "by" such a key proves little: with a
+ * non-canonical encodings (docs/format.md §4), so a signature "by" such a key proves little: with a
  * small-order key, signatures can be forged by anyone. The firmware refuses such keys as
  * rotation (wrapping) keys before it signs anything that names them. */
 #include "ge.h"

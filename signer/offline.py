@@ -365,19 +365,27 @@ def check_against_pin(pinned: Authority, chain: Sequence[AUM]) -> PinCheck:
     return PinCheck(pin, extended, added)
 
 
-def sign_plan(check: PinCheck, request: SigningRequest, signer_public: bytes) -> list[str]:
-    """Refuse unless our key is trusted at the request's head; the lines to show before
-    signing."""
+def plan_header(check: PinCheck, signer_public: bytes) -> list[str]:
+    """Refuse unless our key is trusted at the request's head; the plan's first lines (which
+    authority, where the request stands against the pin)."""
     authority = check.authority
     if not authority.key_trusted(signer_public):
         raise NotTrustedError(
             f"{format_tlpub(signer_public)} is not trusted at head {authority.head}"
         )
     added = len(check.added)
-    lines = [
+    return [
         f"authority {authority.state.state_id()} at head {authority.head}",
         f"the request adds {added} AUM{'' if added == 1 else 's'} after the pinned head "
         f"{check.pinned_head}" if added else "the request is at the pinned head",
+    ]
+
+
+def sign_plan(check: PinCheck, request: SigningRequest, signer_public: bytes) -> list[str]:
+    """Refuse unless our key is trusted at the request's head; the lines to show before
+    signing."""
+    lines = [
+        *plan_header(check, signer_public),
         f"will sign node key {format_node_public(request.node_key)}",
         f"with lock key {format_tlpub(signer_public)}",
     ]

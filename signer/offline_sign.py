@@ -9,7 +9,7 @@ from __future__ import annotations
 from signer.backends.base import KeyBackend
 from signer.bulk import check_rotation_key
 from signer.nks_signing import sign_direct_nks_many
-from signer.offline import PinCheck
+from signer.offline import PinCheck, plan_header
 from signer.offline_aums import (
     ChainPlan,
     build_chain,
@@ -44,7 +44,7 @@ from signer.offline_items import (
 from signer.signing import aum_signer, revocable_auth_key, wrap_auth_key
 from verifier import revocation
 from verifier.authority import Authority
-from verifier.errors import NotTrustedError, SignatureError, TKAError, ValidationError
+from verifier.errors import SignatureError, TKAError, ValidationError
 from verifier.key import Key
 from verifier.textforms import format_node_public, format_tlpub
 
@@ -64,15 +64,8 @@ def items_plan(check: PinCheck, request: ItemsRequest, signer_public: bytes) -> 
     """Refuse unless every item can be signed at the request's head by our key; the numbered
     plan to show before signing."""
     authority = check.authority
-    if not authority.key_trusted(signer_public):
-        raise NotTrustedError(
-            f"{format_tlpub(signer_public)} is not trusted at head {authority.head}"
-        )
-    added = len(check.added)
     lines = [
-        f"authority {authority.state.state_id()} at head {authority.head}",
-        f"the request adds {added} AUM{'' if added == 1 else 's'} after the pinned head "
-        f"{check.pinned_head}" if added else "the request is at the pinned head",
+        *plan_header(check, signer_public),
         f"with lock key {format_tlpub(signer_public)}, {len(request.items)} "
         f"item{'' if len(request.items) == 1 else 's'}:",
     ]

@@ -80,25 +80,32 @@ void ge_tobytes(uint8_t s[32], const ge_p3 *p) {
 static ge_niels base_odd[64]; /* (2i+1) B */
 static pthread_once_t base_once = PTHREAD_ONCE_INIT;
 
-static void base_init(void) {
+void ge_base_point(ge_p3 *b) {
     static const uint8_t b_bytes[32] = {
         0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
         0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
     };
+    (void)ge_frombytes_lenient(b, b_bytes);
+}
+
+void ge_p3_to_niels(ge_niels *r, const ge_p3 *p) {
+    fe zinv;
+    ge_p3 aff;
+    fe_invert(&zinv, &p->Z);
+    fe_mul(&aff.X, &p->X, &zinv);
+    fe_mul(&aff.Y, &p->Y, &zinv);
+    aff.Z = FE_ONE;
+    fe_mul(&aff.T, &aff.X, &aff.Y);
+    ge_affine_p3_to_niels(r, &aff);
+}
+
+static void base_init(void) {
     ge_p3 base_point;
-    (void)ge_frombytes_lenient(&base_point, b_bytes);
+    ge_base_point(&base_point);
     ge_p3 b2, cur = base_point;
     ge_dbl_p3(&b2, &base_point);
     for (int i = 0; i < 64; i++) {
-        /* Normalize to Z = 1 so the table entry is affine. */
-        fe zinv;
-        ge_p3 aff;
-        fe_invert(&zinv, &cur.Z);
-        fe_mul(&aff.X, &cur.X, &zinv);
-        fe_mul(&aff.Y, &cur.Y, &zinv);
-        aff.Z = FE_ONE;
-        fe_mul(&aff.T, &aff.X, &aff.Y);
-        ge_affine_p3_to_niels(&base_odd[i], &aff);
+        ge_p3_to_niels(&base_odd[i], &cur);
         ge_p3_add(&cur, &cur, &b2);
     }
 }

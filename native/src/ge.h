@@ -162,6 +162,11 @@ void ge_frombytes_lenient_x8(ge_p3 *p, int *ok, const uint8_t *const *s);
 /* Canonical encoding. */
 void ge_tobytes(uint8_t s[32], const ge_p3 *p);
 
+/* The base point B. */
+void ge_base_point(ge_p3 *b);
+/* Any p (one inversion to Z = 1) as an affine niels point. */
+void ge_p3_to_niels(ge_niels *r, const ge_p3 *p);
+
 /* The odd multiples B, 3B, ..., 127B of the base point (affine, for width-8 NAF). */
 const ge_niels *ge_base_odd_multiples(void);
 

@@ -75,29 +75,12 @@ static uint64_t b_table[B_ENTRIES][15];
 static pthread_once_t b_once = PTHREAD_ONCE_INIT;
 
 static void b_table_init(void) {
-    static const uint8_t b_bytes[32] = {
-        0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
-        0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
-    };
     ge_p3 base, cur;
-    (void)ge_frombytes_lenient(&base, b_bytes);
+    ge_base_point(&base);
     ge_p3_identity(&cur);
     for (int j = 0; j < B_ENTRIES; j++) {
         ge_niels n;
-        if (j == 0) {
-            n.yplusx = FE_ONE;
-            n.yminusx = FE_ONE;
-            n.xy2d = FE_ZERO;
-        } else {
-            fe zinv;
-            ge_p3 aff;
-            fe_invert(&zinv, &cur.Z);
-            fe_mul(&aff.X, &cur.X, &zinv);
-            fe_mul(&aff.Y, &cur.Y, &zinv);
-            aff.Z = FE_ONE;
-            fe_mul(&aff.T, &aff.X, &aff.Y);
-            ge_affine_p3_to_niels(&n, &aff);
-        }
+        ge_p3_to_niels(&n, &cur); /* j = 0: the identity, (1, 1, 0) */
         fe_carry(&n.yplusx);
         fe_carry(&n.yminusx);
         fe_carry(&n.xy2d);
@@ -181,15 +164,35 @@ IFMA_TARGET static inline void p3_to_cached_8(cached_8 *r, const p3_8 *p, const 
     fe8_mul(&r->T2d, &p->T, d2);
 }
 
-/* r = p + q in lanes where neg is clear, p - q where it is set (q's halves swapped before
- * the products, F and G swapped after: the same as negating 2dT). */
+/* Where neg is set, the lanes of q's (y+x, y-x) halves are swapped (adding -q). */
+IFMA_TARGET static inline void blend_halves_8(fe8 *qp, fe8 *qm, const fe8 *ypx, const fe8 *ymx,
+                                              __mmask8 neg) {
+    for (int k = 0; k < 5; k++) {
+        qp->v[k] = _mm512_mask_blend_epi64(neg, ypx->v[k], ymx->v[k]);
+        qm->v[k] = _mm512_mask_blend_epi64(neg, ymx->v[k], ypx->v[k]);
+    }
+}
+
+/* The common end of both additions from a = (Y-X) qm, b = (Y+X) qp, c = T q.2dT, d = 2 Z q.Z:
+ * F and G swapped where neg is set (the same as negating 2dT). */
+IFMA_TARGET static inline void add_finish_8(p1p1_8 *r, const fe8 *a, const fe8 *b, const fe8 *c,
+                                            const fe8 *d, __mmask8 neg) {
+    fe8 f0, g0;
+    fe8_sub(&r->E, b, a);
+    fe8_add(&r->H, b, a);
+    fe8_sub(&f0, d, c);
+    fe8_add(&g0, d, c);
+    for (int k = 0; k < 5; k++) {
+        r->F.v[k] = _mm512_mask_blend_epi64(neg, f0.v[k], g0.v[k]);
+        r->G.v[k] = _mm512_mask_blend_epi64(neg, g0.v[k], f0.v[k]);
+    }
+}
+
+/* r = p + q in lanes where neg is clear, p - q where it is set. */
 IFMA_TARGET static inline void add_cached_8(p1p1_8 *r, const p3_8 *p, const cached_8 *q,
                                             __mmask8 neg) {
-    fe8 qp, qm, ypx, ymx, a, b, c, d, f0, g0;
-    for (int k = 0; k < 5; k++) {
-        qp.v[k] = _mm512_mask_blend_epi64(neg, q->YpX.v[k], q->YmX.v[k]);
-        qm.v[k] = _mm512_mask_blend_epi64(neg, q->YmX.v[k], q->YpX.v[k]);
-    }
+    fe8 qp, qm, ypx, ymx, a, b, c, d;
+    blend_halves_8(&qp, &qm, &q->YpX, &q->YmX, neg);
     fe8_add(&ypx, &p->Y, &p->X);
     fe8_sub(&ymx, &p->Y, &p->X);
     fe8_mul(&a, &ymx, &qm);
@@ -197,38 +200,21 @@ IFMA_TARGET static inline void add_cached_8(p1p1_8 *r, const p3_8 *p, const cach
     fe8_mul(&c, &p->T, &q->T2d);
     fe8_mul(&d, &p->Z, &q->Z);
     fe8_add(&d, &d, &d);
-    fe8_sub(&r->E, &b, &a);
-    fe8_add(&r->H, &b, &a);
-    fe8_sub(&f0, &d, &c);
-    fe8_add(&g0, &d, &c);
-    for (int k = 0; k < 5; k++) {
-        r->F.v[k] = _mm512_mask_blend_epi64(neg, f0.v[k], g0.v[k]);
-        r->G.v[k] = _mm512_mask_blend_epi64(neg, g0.v[k], f0.v[k]);
-    }
+    add_finish_8(r, &a, &b, &c, &d, neg);
 }
 
-/* The same with an affine (niels) q: 2Z instead of Z * q.Z. */
+/* The same with an affine (niels) q: 2Z instead of 2 Z q.Z. */
 IFMA_TARGET static inline void add_niels_8(p1p1_8 *r, const p3_8 *p, const niels_8 *q,
                                            __mmask8 neg) {
-    fe8 qp, qm, ypx, ymx, a, b, c, d, f0, g0;
-    for (int k = 0; k < 5; k++) {
-        qp.v[k] = _mm512_mask_blend_epi64(neg, q->ypx.v[k], q->ymx.v[k]);
-        qm.v[k] = _mm512_mask_blend_epi64(neg, q->ymx.v[k], q->ypx.v[k]);
-    }
+    fe8 qp, qm, ypx, ymx, a, b, c, d;
+    blend_halves_8(&qp, &qm, &q->ypx, &q->ymx, neg);
     fe8_add(&ypx, &p->Y, &p->X);
     fe8_sub(&ymx, &p->Y, &p->X);
     fe8_mul(&a, &ymx, &qm);
     fe8_mul(&b, &ypx, &qp);
     fe8_mul(&c, &p->T, &q->xy2d);
     fe8_add(&d, &p->Z, &p->Z);
-    fe8_sub(&r->E, &b, &a);
-    fe8_add(&r->H, &b, &a);
-    fe8_sub(&f0, &d, &c);
-    fe8_add(&g0, &d, &c);
-    for (int k = 0; k < 5; k++) {
-        r->F.v[k] = _mm512_mask_blend_epi64(neg, f0.v[k], g0.v[k]);
-        r->G.v[k] = _mm512_mask_blend_epi64(neg, g0.v[k], f0.v[k]);
-    }
+    add_finish_8(r, &a, &b, &c, &d, neg);
 }
 
 /* One A-table entry per lane: the table is u64[A_ENTRIES][20 limbs][8 lanes], and index
@@ -399,12 +385,8 @@ static void split_points(ge_p3 pts[8], const ge_p3 *p) {
 }
 
 static void b_split_init(void) {
-    static const uint8_t b_bytes[32] = {
-        0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
-        0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
-    };
     ge_p3 base, pts[8];
-    (void)ge_frombytes_lenient(&base, b_bytes);
+    ge_base_point(&base);
     split_points(pts, &base);
     build_table_8(b_split, pts);
 }

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 from verifier._native import ffi, lib
 
-from verifier.key import ed25519_key
 from verifier.nks import NodeKeySignature
 from verifier.peers import verify_peers, verify_peers_reference
 from verifier.state import State
@@ -38,18 +37,6 @@ def test_blake2s_matches_hashlib_at_every_block_boundary() -> None:
     for length in [*range(0, 200), 255, 256, 257, 1000, 4096, 65537]:
         data = rng.randbytes(length)
         assert _blake2s(data) == hashlib.blake2s(data).digest(), length
-
-
-@pytest.fixture(scope="module")
-def trusted() -> SigningKey:
-    return SigningKey(bytes(range(32)))
-
-
-@pytest.fixture(scope="module")
-def state(trusted: SigningKey) -> State:
-    other = SigningKey(bytes(range(1, 33)))
-    keys = (ed25519_key(bytes(other.verify_key)), ed25519_key(bytes(trusted.verify_key)))
-    return State(keys=keys)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

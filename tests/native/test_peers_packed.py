@@ -20,7 +20,7 @@ from nacl.signing import SigningKey
 from verifier._native import lib
 
 from verifier.ed25519 import public_key_class
-from verifier.key import Key, KeyKind, ed25519_key
+from verifier.key import Key, KeyKind
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.peers import (
     OFFSET_TYPECODE,
@@ -64,18 +64,6 @@ def small_order_encodings() -> list[bytes]:
             if raw < 2**255:
                 encodings += [raw.to_bytes(32, "little"), (raw | 1 << 255).to_bytes(32, "little")]
     return encodings
-
-
-@pytest.fixture(scope="module")
-def trusted() -> SigningKey:
-    return SigningKey(bytes(range(32)))
-
-
-@pytest.fixture(scope="module")
-def state(trusted: SigningKey) -> State:
-    other = SigningKey(bytes(range(1, 33)))
-    keys = (ed25519_key(bytes(other.verify_key)), ed25519_key(bytes(trusted.verify_key)))
-    return State(keys=keys)
 
 
 def _packed_by_append(pairs: list[tuple[bytes, bytes]]) -> PackedPeers:

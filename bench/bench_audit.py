@@ -7,7 +7,8 @@ Rows:
                          peers file as `tka peers export` writes it (`nodekey:<hex> <base64> #
                          name`, every peer directly signed by the one trusted key of an authority
                          directory in Tailscale's layout); wall time of the whole process, its CPU
-                         time and its peak RSS (the child's ru_maxrss, from wait4), fastest of 3
+                         time and its peak RSS (its ru_maxrss, from wait4 in a small launcher
+                         process), fastest of 3
   verify_peers M peers, list|packed, T thread(s)   `verify_peers` on a list of (node key, NKS)
                          pairs, and `verify_peers_packed` on a `PackedPeers`, in a fresh child
                          process each: wall time (fastest of 3) and the peak RSS the call adds to
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import json
 import os
 import platform
@@ -33,7 +33,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +73,7 @@ def make_fixture(n: int) -> tuple[Path, Path]:
         node_key = rng.randbytes(32)
         unsigned = NodeKeySignature(kind=SigKind.DIRECT, pubkey=node_key_binary(node_key),
                                     key_id=key_id)
-        nks = dataclasses.replace(unsigned, signature=ADMIN.sign(unsigned.sig_hash()).signature)
+        nks = unsigned.replace(signature=ADMIN.sign(unsigned.sig_hash()).signature)
         lines.append(f"{format_node_public(node_key)} {base64.b64encode(nks.to_cbor()).decode()}"
                      f" # node-{i}.example.ts.net\n")
     tmp = peers.with_suffix(".tmp")
@@ -88,20 +87,47 @@ def tka_command(tree: Path) -> list[str]:
     return [script] if script and tree == REPO else [sys.executable, "-m", "signer.cli"]
 
 
-def run_measured(cmd: list[str], tree: Path) -> tuple[float, float, int, int]:
-    """(wall s, CPU s, peak RSS KiB, exit code) of one child process."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+# Starts each measured command and reports its rusage. Linux keeps ru_maxrss across execve, and
+# a child started with vfork (subprocess, posix_spawn) counts the peak RSS of the process that
+# started it: from this one, once it has built a 100k-peer fixture (~110 MiB), every audit read
+# as that big. The launcher stays small (an interpreter reading lines), below any `tka` run.
+LAUNCHER = r"""
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    cmd, env, cwd = json.loads(line)
     with open(os.devnull, "wb") as out:
         start = time.perf_counter()
-        # Run from the tree itself: `python -m` puts the working directory first on sys.path.
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=tree)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode
+    print(json.dumps([wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
+                      os.waitstatus_to_exitcode(status)]), flush=True)
+"""
 
 
-def bench_audit(n: int, rounds: int, tree: Path) -> list[tuple[str, str, str, str]]:
+class Launcher:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def run(self, cmd: list[str], tree: Path) -> tuple[float, float, int, int]:
+        """(wall s, CPU s, peak RSS KiB, exit code) of one child process."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        # Run from the tree itself: `python -m` puts the working directory first on sys.path.
+        self.proc.stdin.write(json.dumps([cmd, env, str(tree)]) + "\n")
+        self.proc.stdin.flush()
+        wall, cpu, rss, code = json.loads(self.proc.stdout.readline())
+        return wall, cpu, rss, code
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def bench_audit(n: int, rounds: int, tree: Path,
+                launcher: Launcher) -> list[tuple[str, str, str, str]]:
     authority, peers = make_fixture(n)
     base = [*tka_command(tree), "audit", "--authority", str(authority), "--peers", str(peers)]
     html = CACHE / "report.html"
@@ -109,7 +135,7 @@ def bench_audit(n: int, rounds: int, tree: Path) -> list[tuple[str, str, str, st
     for label, extra in (("text", []), ("--json", ["--json"]), ("--html", ["--html", str(html)])):
         best: tuple[float, float, int, int] | None = None
         for _ in range(rounds):
-            measured = run_measured(base + extra, tree)
+            measured = launcher.run(base + extra, tree)
             if measured[3] != 0:
                 raise SystemExit(f"tka audit {label} exited {measured[3]}")
             if best is None or measured[0] < best[0]:
@@ -204,7 +230,11 @@ def main() -> int:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}; RLIMIT_AS "
           f"{resource.getrlimit(resource.RLIMIT_AS)[0]}; tree {tree}")
-    rows = [] if args.skip_audit else bench_audit(args.peers, rounds, tree)
+    launcher = Launcher()
+    try:
+        rows = [] if args.skip_audit else bench_audit(args.peers, rounds, tree, launcher)
+    finally:
+        launcher.close()
     if not args.skip_million:
         rows += bench_million(args.million, args.peers, rounds, tree)
     print("| what | wall | CPU | peak RSS (verify_peers: beyond its input) |")

@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +244,7 @@ async def enrol(host: str, port: int, name: str, key: str) -> BenchNode:
 def direct_nks(signer: SigningKey, node_key: bytes) -> bytes:
     unsigned = NodeKeySignature(kind=SigKind.DIRECT, pubkey=node_key_binary(node_key),
                                 key_id=bytes(signer.verify_key), wrapping_pubkey=b"")
-    return replace(unsigned, signature=signer.sign(unsigned.sig_hash()).signature).to_cbor()
+    return unsigned.replace(signature=signer.sign(unsigned.sig_hash()).signature).to_cbor()
 
 
 async def enable_lock(host: str, port: int, admin_node: BenchNode,

@@ -5,7 +5,6 @@ rotation key produces them. Deterministic from the seed."""
 
 from __future__ import annotations
 
-import dataclasses
 import random
 
 from nacl.signing import SigningKey
@@ -19,7 +18,7 @@ Peer = tuple[bytes, bytes]
 
 
 def _signed(nks: NodeKeySignature, signer: SigningKey) -> NodeKeySignature:
-    return dataclasses.replace(nks, signature=signer.sign(nks.sig_hash()).signature)
+    return nks.replace(signature=signer.sign(nks.sig_hash()).signature)
 
 
 def synthetic_netmap(n: int, rotation_share: float, seed: int) -> tuple[State, list[Peer]]:

@@ -24,12 +24,8 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import nacl.exceptions
-import nacl.public
+from typing import TYPE_CHECKING, Any
 
 from control.db import connect, transaction
 from verifier.aum import AUM
@@ -37,6 +33,7 @@ from verifier.authkey import AUTHKEY_PREFIX, authkey_stable_id
 from verifier.authority import Authority
 from verifier.credential import CREDENTIAL_FORM, is_credential
 from verifier.errors import ControlError, DecodeError, StorageError, TKAError
+from verifier.fields import Frozen
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.storage import MemoryStorage, SQLiteStorage
 from verifier.storage.atomic import atomic_create
@@ -47,6 +44,11 @@ from verifier.textforms import (
     parse_nl_public,
     parse_node_public,
 )
+
+# PyNaCl serves the support key only: imported where it is used, so that opening the service
+# (every `tka` command on the embedded service) does not load it.
+if TYPE_CHECKING:
+    import nacl.public
 
 Message = dict[str, Any]
 CAPABILITY_VERSION = 145
@@ -154,15 +156,28 @@ def _credential_digest(credential: Any) -> bytes:
     return digest(credential)
 
 
-@dataclass(frozen=True)
-class Caller:
+_set = object.__setattr__
+
+
+class Caller(Frozen):
+    __match_args__ = ("node_id", "node_key", "tailnet_lock_admin")
+    __slots__ = __match_args__
     node_id: int
     node_key: bytes
     tailnet_lock_admin: bool
 
+    def __init__(self, node_id: int, node_key: bytes, tailnet_lock_admin: bool) -> None:
+        _set(self, "node_id", node_id)
+        _set(self, "node_key", node_key)
+        _set(self, "tailnet_lock_admin", tailnet_lock_admin)
 
-@dataclass(frozen=True)
-class AuthKeyInfo:
+
+class AuthKeyInfo(Frozen):
+    __match_args__ = (
+        "key_id", "reusable", "tailnet_lock_admin", "created_unix", "expires_unix", "uses",
+        "revoked",
+    )
+    __slots__ = __match_args__
     key_id: str
     reusable: bool
     tailnet_lock_admin: bool
@@ -170,6 +185,24 @@ class AuthKeyInfo:
     expires_unix: int
     uses: int
     revoked: bool
+
+    def __init__(
+        self,
+        key_id: str,
+        reusable: bool,
+        tailnet_lock_admin: bool,
+        created_unix: int,
+        expires_unix: int,
+        uses: int,
+        revoked: bool,
+    ) -> None:
+        _set(self, "key_id", key_id)
+        _set(self, "reusable", reusable)
+        _set(self, "tailnet_lock_admin", tailnet_lock_admin)
+        _set(self, "created_unix", created_unix)
+        _set(self, "expires_unix", expires_unix)
+        _set(self, "uses", uses)
+        _set(self, "revoked", revoked)
 
 
 def default_support_key_path(db_path: Path) -> Path:
@@ -189,11 +222,15 @@ def read_support_key(path: Path) -> nacl.public.PrivateKey:
         raw = b""
     if len(raw) != 32:
         raise StorageError(f"{path} is not a '{SUPPORT_KEY_PREFIX}<64 hex>' file")
+    import nacl.public
+
     return nacl.public.PrivateKey(raw)
 
 
 def write_support_key(path: Path) -> nacl.public.PrivateKey:
     """A new support key in a new 0600 file (never overwriting one)."""
+    import nacl.public
+
     key = nacl.public.PrivateKey.generate()
     atomic_create(path, f"{SUPPORT_KEY_PREFIX}{bytes(key).hex()}\n".encode("ascii"), 0o600)
     return key
@@ -780,6 +817,8 @@ class ControlService:
             self.conn.execute("UPDATE tka SET support_public = ? WHERE id = 1", (public,))
 
     def _seal_support(self, secret: bytes) -> bytes:
+        import nacl.public
+
         return bytes(nacl.public.SealedBox(nacl.public.PublicKey(self._support_public()))
                      .encrypt(secret))
 
@@ -803,6 +842,9 @@ class ControlService:
 
     def support_disable(self, support_key: nacl.public.PrivateKey) -> None:
         """Support acts: unseal the support secret with its private key and disable lock."""
+        import nacl.exceptions
+        import nacl.public
+
         with transaction(self.conn):
             authority = self._authority()
             sealed = self.conn.execute("SELECT support_sealed FROM tka WHERE id = 1").fetchone()

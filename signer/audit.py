@@ -34,7 +34,6 @@ import string
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, islice
 from json.encoder import encode_basestring_ascii as _json_str
@@ -46,6 +45,7 @@ from signer.render import clip_input
 from signer.status_json import NodeStatus
 from verifier.authority import Authority
 from verifier.errors import DecodeError, StorageError
+from verifier.fields import Frozen
 from verifier.netmap_filter import MISSING, ROTATED, ROTATION_TIE, filter_netmap
 from verifier.nks import NodeKeySignature, SigKind, sig_kind_name
 from verifier.peers import (
@@ -190,6 +190,24 @@ class PeerTable:
     def name(self, i: int) -> str:
         start, end = self._name_ends[i], self._name_ends[i + 1]
         return self._names[start:end].decode("utf-8", "surrogatepass") if end > start else ""
+
+    def names(self, start: int, stop: int) -> list[str]:
+        """`name(i)` for i in [start, stop): the report writers take peers a batch at a time,
+        and one decode of a batch's names (when they are ASCII, as host names are) costs far
+        less than one per peer."""
+        ends = self._name_ends
+        block = self._names[ends[start] : ends[stop]]
+        if not block.isascii():
+            return [self.name(i) for i in range(start, stop)]
+        text, base = block.decode("ascii"), ends[start]
+        return [text[ends[i] - base : ends[i + 1] - base] for i in range(start, stop)]
+
+    def node_key_texts(self, start: int, stop: int) -> list[str]:
+        """`nodekey:<hex>` of each judged peer in [start, stop), hex-encoded in one call."""
+        if stop > len(self._keys) // 32:
+            return ["nodekey:" + self.node_key(i).hex() for i in range(start, stop)]
+        digits = self._keys[32 * start : 32 * stop].hex()
+        return ["nodekey:" + digits[64 * i : 64 * i + 64] for i in range(stop - start)]
 
     def node_visible(self, i: int) -> bool | None:
         if self._node is None or not self._node[i] & (_NODE_VISIBLE | _NODE_FILTERED):
@@ -409,18 +427,40 @@ EXEMPT = ("not subject to tailnet lock: the node shows it without a signature, w
           "only, no network access)")
 
 
-@dataclass(frozen=True)
-class AuditReport:
+_set = object.__setattr__
+
+
+class AuditReport(Frozen):
     """The outcome for every peer of a table: `reasons` has every peer the netmap filter does
     not authorize (exempt ones included, with EXEMPT), `forgeable` every warning."""
 
+    __match_args__ = ("head", "trusted_keys", "table", "reasons", "exempt", "forgeable", "source")
+    __slots__ = __match_args__
     head: bytes
     trusted_keys: int
     table: PeerTable
     reasons: dict[int, str]
     exempt: frozenset[int]
     forgeable: dict[int, str]
-    source: str = INPUT_PEERS
+    source: str
+
+    def __init__(
+        self,
+        head: bytes,
+        trusted_keys: int,
+        table: PeerTable,
+        reasons: dict[int, str],
+        exempt: frozenset[int],
+        forgeable: dict[int, str],
+        source: str = INPUT_PEERS,
+    ) -> None:
+        _set(self, "head", head)
+        _set(self, "trusted_keys", trusted_keys)
+        _set(self, "table", table)
+        _set(self, "reasons", reasons)
+        _set(self, "exempt", exempt)
+        _set(self, "forgeable", forgeable)
+        _set(self, "source", source)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -597,6 +637,9 @@ def _json_bool(value: bool) -> str:
     return "true" if value else "false"
 
 
+_NONE = _json_str("")
+
+
 def write_json(report: AuditReport, out: TextIO) -> None:
     """The document `json.dumps(..., indent=2)` makes of the report, written peer by peer."""
     n = len(report)
@@ -613,29 +656,37 @@ def write_json(report: AuditReport, out: TextIO) -> None:
         out.write('  "Peers": [\n')
         table, reasons, forgeable, exempt = report.table, report.reasons, report.forgeable, \
             report.exempt
-        batch: list[str] = []
+        lines = table.lines
         verdict_of = {None: "null", True: '"visible"', False: '"filtered"'}
-        for i in range(n):
-            node = verdict_of[table.node_visible(i)]
-            authorized = i not in reasons
-            batch.append(
-                "    {\n"
-                f'      "Line": {table.lines[i]},\n'
-                f'      "Name": {_json_str(table.name(i))},\n'
-                f'      "NodeKey": "{_node_key_text(report, i)}",\n'
-                f'      "Authorized": {_json_bool(authorized)},\n'
-                f'      "Reason": {_json_str(reasons.get(i, ""))},\n'
-                f'      "Forgeable": {_json_str(forgeable.get(i, ""))},\n'
-                f'      "NodeVerdict": {node},\n'
-                f'      "Visible": {_json_bool(authorized or i in exempt)},\n'
-                f'      "Exempt": {_json_bool(i in exempt)}\n'
-                "    }"
-            )
-            if len(batch) >= _BATCH:
-                out.write(",\n".join(batch) + ("\n" if i == n - 1 else ",\n"))
-                batch.clear()
-        if batch:
-            out.write(",\n".join(batch) + "\n")
+        # What follows the node key of an authorized peer without a warning (nearly all of
+        # them), for each node verdict: made once.
+        plain = {
+            verdict: ',\n      "Authorized": true,\n      "Reason": "",\n      "Forgeable": "",\n'
+            f'      "NodeVerdict": {text},\n      "Visible": true,\n      "Exempt": false\n    }}'
+            for verdict, text in verdict_of.items()
+        }
+        for start in range(0, n, _BATCH):
+            stop = min(n, start + _BATCH)
+            batch: list[str] = []
+            for i, name, key in zip(range(start, stop), table.names(start, stop),
+                                    table.node_key_texts(start, stop), strict=True):
+                head = (f'    {{\n      "Line": {lines[i]},\n      "Name": {_json_str(name)},\n'
+                        f'      "NodeKey": "{key}"')
+                if i not in reasons and i not in forgeable:
+                    batch.append(head + plain[table.node_visible(i)])
+                    continue
+                authorized = i not in reasons
+                batch.append(
+                    head + ",\n"
+                    f'      "Authorized": {_json_bool(authorized)},\n'
+                    f'      "Reason": {_json_str(reasons[i]) if not authorized else _NONE},\n'
+                    f'      "Forgeable": {_json_str(forgeable[i]) if i in forgeable else _NONE},\n'
+                    f'      "NodeVerdict": {verdict_of[table.node_visible(i)]},\n'
+                    f'      "Visible": {_json_bool(authorized or i in exempt)},\n'
+                    f'      "Exempt": {_json_bool(i in exempt)}\n'
+                    "    }"
+                )
+            out.write(",\n".join(batch) + ("\n" if stop == n else ",\n"))
         out.write("  ],\n")
     visible = n - len(report.reasons) + len(report.exempt)
     out.write(
@@ -667,25 +718,28 @@ def write_html(report: AuditReport, authority: Authority, out: TextIO) -> None:
         f"node.</p><h2>Trusted keys</h2><ul>{keys}</ul><h2>Peers</h2><table><tr><th>name</th>"
         "<th>node key</th><th>verdict</th><th>reason</th><th>the node</th><th>warning</th></tr>"
     )
-    rows: list[str] = []
-    for i in range(len(report)):
-        visible = report.visible(i)
-        node_visible = table.node_visible(i)
-        state = "odd" if node_visible is not None and node_visible != visible else (
-            "ok" if visible else "bad")
-        node = ("" if node_visible is None else "shows it" if node_visible else "filters it")
-        verdict = ("authorized" if report.authorized(i)
-                   else "exempt" if i in report.exempt else "dropped")
-        rows.append(
-            f"<tr class={state}><td>{e(table.name(i))}</td><td><code>"
-            f"{e(_node_key_text(report, i))}</code></td><td>{verdict}</td><td>"
-            f"{e(report.reasons.get(i, ''))}</td><td>{e(node)}</td><td>"
-            f"{e(report.forgeable.get(i, ''))}</td></tr>"
-        )
-        if len(rows) >= _BATCH:
-            out.write("".join(rows))
-            rows.clear()
-    out.write("".join(rows) + "</table>")
+    n = len(report)
+    for start in range(0, n, _BATCH):
+        stop = min(n, start + _BATCH)
+        rows: list[str] = []
+        # A node key's text is `nodekey:` and hex digits: nothing to escape.
+        for i, name, key in zip(range(start, stop), table.names(start, stop),
+                                table.node_key_texts(start, stop), strict=True):
+            visible = report.visible(i)
+            node_visible = table.node_visible(i)
+            state = "odd" if node_visible is not None and node_visible != visible else (
+                "ok" if visible else "bad")
+            node = ("" if node_visible is None else "shows it" if node_visible else "filters it")
+            verdict = ("authorized" if report.authorized(i)
+                       else "exempt" if i in report.exempt else "dropped")
+            rows.append(
+                f"<tr class={state}><td>{e(name)}</td><td><code>"
+                f"{key}</code></td><td>{verdict}</td><td>"
+                f"{e(report.reasons.get(i, ''))}</td><td>{node}</td><td>"
+                f"{e(report.forgeable.get(i, ''))}</td></tr>"
+            )
+        out.write("".join(rows))
+    out.write("</table>")
     if disagreements:
         items = "".join(f"<li>{e(table.name(i))} <code>{e(_node_key_text(report, i))}"
                         f"</code>: the node {'shows' if table.node_visible(i) else 'filters'} it"

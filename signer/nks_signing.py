@@ -6,7 +6,6 @@ shows what it signs (the appliance) parses it itself instead of trusting our sum
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from signer.backends.base import KeyBackend, SigningContext
 from verifier.nks import NodeKeySignature, SigKind
@@ -42,7 +41,7 @@ def sign_direct_nks(
     """A serialized direct NKS for `node_key` signed by `backend`'s lock key."""
     unsigned = _unsigned_direct(backend.public_key(), node_key, rotation)
     signature = backend.sign(*_request(unsigned, node_key, deeplink))
-    return replace(unsigned, signature=signature).to_cbor()
+    return unsigned.replace(signature=signature).to_cbor()
 
 
 def sign_direct_nks_many(
@@ -58,4 +57,4 @@ def sign_direct_nks_many(
         _request(u, node_key, None) for u, (node_key, _) in zip(unsigned, items, strict=True)
     ]
     signatures = backend.sign_many(requests, on_progress)
-    return [replace(u, signature=s).to_cbor() for u, s in zip(unsigned, signatures, strict=True)]
+    return [u.replace(signature=s).to_cbor() for u, s in zip(unsigned, signatures, strict=True)]

@@ -31,7 +31,6 @@ import shutil
 import stat
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from signer import verbose
 from signer.render import clip_input
 from verifier.credential import CREDENTIAL_FORM, is_credential, new_credential
 from verifier.errors import DecodeError, StorageError
+from verifier.fields import Frozen
 from verifier.storage.atomic import atomic_create, atomic_write, make_private_dirs
 from verifier.textforms import format_node_public
 
@@ -74,16 +74,38 @@ def node_public_from_private(private: bytes) -> bytes:
     return bytes(nacl.bindings.crypto_scalarmult_base(private))
 
 
-@dataclass(frozen=True)
-class NodeConfig:
+_set = object.__setattr__
+
+
+class NodeConfig(Frozen):
     """What `node.json` holds. The lock key is a backend URI: never a PIN (see `pin-source=`)."""
 
+    __match_args__ = (
+        "name", "node_id", "stable_id", "lock_key", "lock_public", "disallowed_state_ids"
+    )
+    __slots__ = __match_args__
     name: str
-    node_id: int = 0
-    stable_id: str = ""
-    lock_key: str | None = None
-    lock_public: bytes | None = None  # cached so read-only commands never need the device
-    disallowed_state_ids: tuple[str, ...] = field(default_factory=tuple)
+    node_id: int
+    stable_id: str
+    lock_key: str | None
+    lock_public: bytes | None  # cached so read-only commands never need the device
+    disallowed_state_ids: tuple[str, ...]
+
+    def __init__(
+        self,
+        name: str,
+        node_id: int = 0,
+        stable_id: str = "",
+        lock_key: str | None = None,
+        lock_public: bytes | None = None,
+        disallowed_state_ids: tuple[str, ...] = (),
+    ) -> None:
+        _set(self, "name", name)
+        _set(self, "node_id", node_id)
+        _set(self, "stable_id", stable_id)
+        _set(self, "lock_key", lock_key)
+        _set(self, "lock_public", lock_public)
+        _set(self, "disallowed_state_ids", disallowed_state_ids)
 
     def to_json(self) -> bytes:
         doc: dict[str, Any] = {
@@ -299,7 +321,7 @@ class NodeState:
         cfg = self.config()
         sid = state_id_text(state_id1, state_id2)
         if sid not in cfg.disallowed_state_ids:
-            cfg = replace(cfg, disallowed_state_ids=(*cfg.disallowed_state_ids, sid))
+            cfg = cfg.replace(disallowed_state_ids=(*cfg.disallowed_state_ids, sid))
             self.save_config(cfg)
 
     # -- serialization of concurrent invocations --------------------------------------------

@@ -17,10 +17,10 @@ import re
 import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from verifier import AUM, Key, NodeKeySignature, State
+from verifier.fields import Frozen
 from verifier.nks import describe_nks
 
 # Numeric kinds are fixed forever (docs/format.md §3).
@@ -192,32 +192,80 @@ def key_json(key: Key) -> dict[str, Any]:
 # -- status ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PeerView:
+_set = object.__setattr__
+
+
+class PeerView(Frozen):
     """A peer as the status output shows it."""
 
+    __match_args__ = ("stable_id", "dns_name", "tailscale_ips", "node_key", "signature", "lock_key")
+    __slots__ = __match_args__
     stable_id: str
     dns_name: str
     tailscale_ips: tuple[str, ...]
     node_key: bytes
-    signature: NodeKeySignature | None = None
-    lock_key: bytes | None = None  # the peer's tailnet-lock key, when control reports it
+    signature: NodeKeySignature | None
+    lock_key: bytes | None  # the peer's tailnet-lock key, when control reports it
+
+    def __init__(
+        self,
+        stable_id: str,
+        dns_name: str,
+        tailscale_ips: tuple[str, ...],
+        node_key: bytes,
+        signature: NodeKeySignature | None = None,
+        lock_key: bytes | None = None,
+    ) -> None:
+        _set(self, "stable_id", stable_id)
+        _set(self, "dns_name", dns_name)
+        _set(self, "tailscale_ips", tailscale_ips)
+        _set(self, "node_key", node_key)
+        _set(self, "signature", signature)
+        _set(self, "lock_key", lock_key)
 
 
-@dataclass(frozen=True)
-class LockStatus:
+class LockStatus(Frozen):
     """What `tka status` reports (docs/cli.md)."""
 
+    __match_args__ = (
+        "enabled", "public_key", "node_key", "head", "node_key_signed", "node_key_signature",
+        "trusted_keys", "visible_peers", "filtered_peers", "state_id",
+    )
+    __slots__ = __match_args__
     enabled: bool
     public_key: bytes | None
     node_key: bytes | None
-    head: bytes | None = None
-    node_key_signed: bool = False
-    node_key_signature: NodeKeySignature | None = None
-    trusted_keys: tuple[Key, ...] = ()
-    visible_peers: tuple[PeerView, ...] = ()
-    filtered_peers: tuple[PeerView, ...] = ()
-    state_id: int = 0
+    head: bytes | None
+    node_key_signed: bool
+    node_key_signature: NodeKeySignature | None
+    trusted_keys: tuple[Key, ...]
+    visible_peers: tuple[PeerView, ...]
+    filtered_peers: tuple[PeerView, ...]
+    state_id: int
+
+    def __init__(
+        self,
+        enabled: bool,
+        public_key: bytes | None,
+        node_key: bytes | None,
+        head: bytes | None = None,
+        node_key_signed: bool = False,
+        node_key_signature: NodeKeySignature | None = None,
+        trusted_keys: tuple[Key, ...] = (),
+        visible_peers: tuple[PeerView, ...] = (),
+        filtered_peers: tuple[PeerView, ...] = (),
+        state_id: int = 0,
+    ) -> None:
+        _set(self, "enabled", enabled)
+        _set(self, "public_key", public_key)
+        _set(self, "node_key", node_key)
+        _set(self, "head", head)
+        _set(self, "node_key_signed", node_key_signed)
+        _set(self, "node_key_signature", node_key_signature)
+        _set(self, "trusted_keys", trusted_keys)
+        _set(self, "visible_peers", visible_peers)
+        _set(self, "filtered_peers", filtered_peers)
+        _set(self, "state_id", state_id)
 
 
 def status_human(st: LockStatus) -> str:

@@ -34,7 +34,6 @@ authority's business (docs/format.md §7), not checked here. Each builder checks
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import nacl.signing
 
@@ -119,7 +118,7 @@ def make_credential(backend: KeyBackend, wrapping_public: bytes) -> NodeKeySigna
             payload=unsigned.to_cbor(),
         ),
     )
-    nks = replace(unsigned, signature=signature)
+    nks = unsigned.replace(signature=signature)
     _checked(nks, _ZERO_KEY, backend.public_key(), "credential")
     return nks
 
@@ -148,7 +147,7 @@ def revocable_auth_key(
     unsigned = NodeKeySignature(
         kind=SigKind.CREDENTIAL, key_id=c_public, wrapping_pubkey=wrapping_public
     )
-    credential = replace(unsigned, signature=credential_key.sign(unsigned.sig_hash()).signature)
+    credential = unsigned.replace(signature=credential_key.sign(unsigned.sig_hash()).signature)
     del credential_key  # never stored: only the AddKey's removal can revoke it
     _checked(credential, _ZERO_KEY, c_public, "credential")
     meta = {
@@ -190,7 +189,7 @@ def sign_rotation(
         nested=previous,
         wrapping_pubkey=b"" if rotation_public in (None, _ZERO_KEY) else rotation_public,
     )
-    nks = replace(unsigned, signature=signing.sign(unsigned.sig_hash()).signature)
+    nks = unsigned.replace(signature=signing.sign(unsigned.sig_hash()).signature)
     # The whole chain is checked against the key the initial signature names (docs/format.md §7).
     trusted = previous.initial_signature().key_id
     if len(trusted) != 32:

@@ -26,10 +26,10 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from verifier.errors import DecodeError
+from verifier.fields import Frozen
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.textforms import parse_aum_hash, parse_nl_public, parse_node_public
 
@@ -43,22 +43,55 @@ _MAX_DEPTH = 16
 _ZERO = NodeKeySignature(kind=SigKind.INVALID)
 
 
-@dataclass(frozen=True)
-class StatusPeer:
+_set = object.__setattr__
+
+
+class StatusPeer(Frozen):
+    __match_args__ = ("name", "node_key", "signature", "visible", "omitted")
+    __slots__ = __match_args__
     name: str
     node_key: bytes
     signature: bytes | None  # canonical NKS bytes; None: no signature (see `omitted`)
     visible: bool  # what the node itself decided
-    omitted: bool = False  # the form leaves this peer's signature out (filtered, SchemaVersion 1)
+    omitted: bool  # the form leaves this peer's signature out (filtered, SchemaVersion 1)
+
+    def __init__(
+        self,
+        name: str,
+        node_key: bytes,
+        signature: bytes | None,
+        visible: bool,
+        omitted: bool = False,
+    ) -> None:
+        _set(self, "name", name)
+        _set(self, "node_key", node_key)
+        _set(self, "signature", signature)
+        _set(self, "visible", visible)
+        _set(self, "omitted", omitted)
 
 
-@dataclass(frozen=True)
-class NodeStatus:
+class NodeStatus(Frozen):
+    __match_args__ = ("head", "trusted_keys", "node_key", "peers", "form")
+    __slots__ = __match_args__
     head: bytes
     trusted_keys: frozenset[bytes]
     node_key: bytes
     peers: tuple[StatusPeer, ...]
-    form: str = FORM_V1
+    form: str
+
+    def __init__(
+        self,
+        head: bytes,
+        trusted_keys: frozenset[bytes],
+        node_key: bytes,
+        peers: tuple[StatusPeer, ...],
+        form: str = FORM_V1,
+    ) -> None:
+        _set(self, "head", head)
+        _set(self, "trusted_keys", trusted_keys)
+        _set(self, "node_key", node_key)
+        _set(self, "peers", peers)
+        _set(self, "form", form)
 
 
 def parse_status(text: str, source: str) -> NodeStatus:
@@ -181,15 +214,30 @@ def _parsed(doc: Any, name: str, parse: Callable[[str], Any], where: str) -> byt
         raise DecodeError(text if text.startswith(where) else f"{where}{name}: {text}") from None
 
 
-@dataclass(frozen=True)
-class _Form:
+class _Form(Frozen):
     """How one form spells a node-key signature."""
 
+    __match_args__ = ("pubkey", "wrapping", "kind", "key_bytes", "signature_bytes")
+    __slots__ = __match_args__
     pubkey: str
     wrapping: str
     kind: Callable[[Any, str], int]
     key_bytes: Callable[[Any, str], bytes]  # PublicKey/KeyID/WrappingPublicKey
     signature_bytes: Callable[[Any, str], bytes]
+
+    def __init__(
+        self,
+        pubkey: str,
+        wrapping: str,
+        kind: Callable[[Any, str], int],
+        key_bytes: Callable[[Any, str], bytes],
+        signature_bytes: Callable[[Any, str], bytes],
+    ) -> None:
+        _set(self, "pubkey", pubkey)
+        _set(self, "wrapping", wrapping)
+        _set(self, "kind", kind)
+        _set(self, "key_bytes", key_bytes)
+        _set(self, "signature_bytes", signature_bytes)
 
 
 def _kind_name(value: Any, what: str) -> int:

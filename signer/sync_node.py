@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-from dataclasses import dataclass
 from typing import Any
 
 from signer import verbose
@@ -14,14 +13,26 @@ from signer.node import NodeState
 from verifier.aum import AUM
 from verifier.authority import Authority
 from verifier.errors import ControlError, SyncError, TKAError
+from verifier.fields import Fields
 from verifier.storage import FilesystemStorage
 
 
-@dataclass
-class SyncResult:
+class SyncResult(Fields):
+    __match_args__ = ("authority", "netmap", "disallowed")
+    __slots__ = __match_args__
     authority: Authority | None
     netmap: dict[str, Any]
-    disallowed: bool = False
+    disallowed: bool
+
+    def __init__(
+        self,
+        authority: Authority | None,
+        netmap: dict[str, Any],
+        disallowed: bool = False,
+    ) -> None:
+        self.authority = authority
+        self.netmap = netmap
+        self.disallowed = disallowed
 
 
 def _b64(data: bytes) -> str:

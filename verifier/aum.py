@@ -9,12 +9,11 @@ received bytes.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from enum import IntEnum
 
 from verifier import cbor
+from verifier.fields import Frozen
 from verifier.hashes import AUMHash, aum_hash_of, blake2s256
 from verifier.key import Key, Signature
 from verifier.state import State
@@ -58,21 +57,47 @@ def message_kind_name(kind: int) -> str:
     return f"AUM?<{kind}>"
 
 
-@dataclass(frozen=True)
-class AUM:
-    kind: int
-    prev_aum_hash: bytes | None = None
-    key: Key | None = None
-    key_id: bytes | None = None
-    state: State | None = None
-    votes: int | None = None
-    meta: Mapping[str, str] | None = field(default=None, hash=False)
-    signatures: tuple[Signature, ...] = ()
+_set = object.__setattr__
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "signatures", tuple(self.signatures))
-        if self.meta is not None:
-            object.__setattr__(self, "meta", dict(self.meta))
+
+class AUM(Frozen):
+    __match_args__ = (
+        "kind", "prev_aum_hash", "key", "key_id", "state", "votes", "meta", "signatures"
+    )
+    __slots__ = __match_args__
+    kind: int
+    prev_aum_hash: bytes | None
+    key: Key | None
+    key_id: bytes | None
+    state: State | None
+    votes: int | None
+    meta: Mapping[str, str] | None
+    signatures: tuple[Signature, ...]
+
+    def __init__(
+        self,
+        kind: int,
+        prev_aum_hash: bytes | None = None,
+        key: Key | None = None,
+        key_id: bytes | None = None,
+        state: State | None = None,
+        votes: int | None = None,
+        meta: Mapping[str, str] | None = None,
+        signatures: tuple[Signature, ...] = (),
+    ) -> None:
+        _set(self, "kind", kind)
+        _set(self, "prev_aum_hash", prev_aum_hash)
+        _set(self, "key", key)
+        _set(self, "key_id", key_id)
+        _set(self, "state", state)
+        _set(self, "votes", votes)
+        _set(self, "meta", None if meta is None else dict(meta))
+        _set(self, "signatures", tuple(signatures))
+
+    def __hash__(self) -> int:
+        # meta is a dict: not hashed
+        return hash((self.kind, self.prev_aum_hash, self.key, self.key_id, self.state,
+                     self.votes, self.signatures))
 
     @property
     def parent(self) -> AUMHash | None:
@@ -120,10 +145,10 @@ class AUM:
         return blake2s256(self._encode(with_signatures=False))
 
     def with_signatures(self, signatures: Iterable[Signature]) -> AUM:
-        return dataclasses.replace(self, signatures=tuple(signatures))
+        return self.replace(signatures=tuple(signatures))
 
     def add_signature(self, signature: Signature) -> AUM:
-        return dataclasses.replace(self, signatures=(*self.signatures, signature))
+        return self.replace(signatures=(*self.signatures, signature))
 
     @classmethod
     def from_cbor(cls, data: bytes) -> AUM:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 
 from verifier.errors import DecodeError
+from verifier.fields import Frozen
 from verifier.nks import NodeKeySignature, SigKind
 
 SEPARATOR = "--TL"
@@ -25,11 +25,25 @@ def _unb64raw(text: str, what: str) -> bytes:
         raise DecodeError(f"{what}: not unpadded standard base64") from None
 
 
-@dataclass(frozen=True)
-class WrappedAuthKey:
+_set = object.__setattr__
+
+
+class WrappedAuthKey(Frozen):
+    __match_args__ = ("auth_key", "credential", "wrapping_private")
+    __slots__ = __match_args__
     auth_key: str
     credential: NodeKeySignature
     wrapping_private: bytes  # 64 bytes: seed ‖ public
+
+    def __init__(
+        self,
+        auth_key: str,
+        credential: NodeKeySignature,
+        wrapping_private: bytes,
+    ) -> None:
+        _set(self, "auth_key", auth_key)
+        _set(self, "credential", credential)
+        _set(self, "wrapping_private", wrapping_private)
 
     def to_text(self) -> str:
         return (

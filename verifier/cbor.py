@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TypeAlias
 
 from verifier.errors import DecodeError
+from verifier.fields import Frozen
 
 MAX_NESTING = 16
 MAX_ARRAY_ELEMENTS = 4096
@@ -50,11 +50,18 @@ NULL = b"\xf6"
 # --- generic model -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CText:
+_set = object.__setattr__
+
+
+class CText(Frozen):
     """A text string as received; UTF-8 is checked only when it is used (`text()`)."""
 
+    __match_args__ = ("raw",)
+    __slots__ = __match_args__
     raw: bytes
+
+    def __init__(self, raw: bytes) -> None:
+        _set(self, "raw", raw)
 
     def text(self, what: str = "text string") -> str:
         try:
@@ -63,26 +70,39 @@ class CText:
             raise DecodeError(f"{what}: invalid UTF-8 in CBOR text string") from None
 
 
-@dataclass(frozen=True, slots=True)
-class CSimple:
+class CSimple(Frozen):
     """A major-type-7 simple value (20 false, 21 true, 22 null, 23 undefined, others)."""
 
+    __match_args__ = ("value",)
+    __slots__ = __match_args__
     value: int
 
+    def __init__(self, value: int) -> None:
+        _set(self, "value", value)
 
-@dataclass(frozen=True, slots=True)
-class CFloat:
+
+class CFloat(Frozen):
     """A float (major type 7, ai 25/26/27); only ever valid inside ignored fields."""
 
+    __match_args__ = ("bits", "size")
+    __slots__ = __match_args__
     bits: int
     size: int
 
+    def __init__(self, bits: int, size: int) -> None:
+        _set(self, "bits", bits)
+        _set(self, "size", size)
 
-@dataclass(frozen=True, slots=True)
-class CMap:
+
+class CMap(Frozen):
     """A map with its entries in received order (duplicates are judged by the typed layer)."""
 
+    __match_args__ = ("items",)
+    __slots__ = __match_args__
     items: tuple[tuple[CValue, CValue], ...]
+
+    def __init__(self, items: tuple[tuple[CValue, CValue], ...]) -> None:
+        _set(self, "items", items)
 
 
 # Unsigned and negative integers are Python ints; byte strings are bytes; arrays are tuples.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import IntEnum
+from types import MappingProxyType
 
 from verifier import cbor
 from verifier.errors import DecodeError, ValidationError
+from verifier.fields import Frozen
 
 MAX_KEY_VOTES = 4096
 MAX_META_BYTES = 512
@@ -29,8 +30,11 @@ def key_kind_name(kind: int) -> str:
     return f"Key?<{kind}>"
 
 
-@dataclass(frozen=True)
-class Key:
+_set = object.__setattr__
+_NO_META: Mapping[str, str] = MappingProxyType({})
+
+
+class Key(Frozen):
     """A key trusted by the authority.
 
     `public` is None when the wire value was null (encoded `f6`) and b"" when it was an empty
@@ -38,14 +42,28 @@ class Key:
     wire (omitempty) and are both stored as an empty mapping.
     """
 
-    kind: int = KeyKind.ED25519
-    votes: int = 1
-    public: bytes | None = None
-    meta: Mapping[str, str] = field(default_factory=dict, hash=False)
+    __match_args__ = ("kind", "votes", "public", "meta")
+    __slots__ = __match_args__
+    kind: int
+    votes: int
+    public: bytes | None
+    meta: Mapping[str, str]
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        kind: int = KeyKind.ED25519,
+        votes: int = 1,
+        public: bytes | None = None,
+        meta: Mapping[str, str] = _NO_META,
+    ) -> None:
+        _set(self, "kind", kind)
+        _set(self, "votes", votes)
+        _set(self, "public", public)
         # A private copy keeps the frozen object immutable in practice.
-        object.__setattr__(self, "meta", dict(self.meta))
+        _set(self, "meta", dict(meta))
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.votes, self.public))  # meta is a dict: not hashed
 
     def key_id(self) -> bytes:
         """KeyID: for Ed25519 keys the raw public key bytes."""
@@ -93,12 +111,17 @@ class Key:
         )
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(Frozen):
     """One signature over an AUM's SigHash. None = null on the wire, b"" = empty byte string."""
 
-    key_id: bytes | None = None
-    signature: bytes | None = None
+    __match_args__ = ("key_id", "signature")
+    __slots__ = __match_args__
+    key_id: bytes | None
+    signature: bytes | None
+
+    def __init__(self, key_id: bytes | None = None, signature: bytes | None = None) -> None:
+        _set(self, "key_id", key_id)
+        _set(self, "signature", signature)
 
     def to_cbor(self) -> bytes:
         return cbor.enc_struct(

@@ -3,8 +3,6 @@ a verified AUM, and the weight used by fork choice."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from verifier import ed25519
 from verifier.aum import AUM, MessageKind, message_kind_name
 from verifier.errors import (
@@ -80,20 +78,20 @@ def apply_verified(state: State, aum: AUM) -> State:
             raise ValidationError("Checkpoint AUMs must specify the state")
         if cp.state_id1 != state.state_id1 or cp.state_id2 != state.state_id2:
             raise ValidationError("checkpointed state has an incorrect stateID")
-        return dataclasses.replace(cp, last_aum_hash=new_hash)
+        return cp.replace(last_aum_hash=new_hash)
     if kind == MessageKind.ADD_KEY:
         if aum.key is None:
             raise ValidationError("AddKey AUMs must contain a key")
         if state.get_key(aum.key.public or b"") is not None:
             raise ValidationError("key already exists")
-        return dataclasses.replace(state, keys=(*keys, aum.key), last_aum_hash=new_hash)
+        return state.replace(keys=(*keys, aum.key), last_aum_hash=new_hash)
     if kind == MessageKind.UPDATE_KEY:
         key_id = aum.key_id or b""
         key = _lookup(state, key_id)
         if aum.votes is not None:
-            key = dataclasses.replace(key, votes=aum.votes)
+            key = key.replace(votes=aum.votes)
         if aum.meta is not None:
-            key = dataclasses.replace(key, meta=dict(aum.meta))
+            key = key.replace(meta=dict(aum.meta))
         try:
             key.validate()
         except ValidationError as err:
@@ -104,12 +102,12 @@ def apply_verified(state: State, aum: AUM) -> State:
             _require_key_id(old)
             if (old.public or b"") == key_id:
                 keys[i] = key
-        return dataclasses.replace(state, keys=tuple(keys), last_aum_hash=new_hash)
+        return state.replace(keys=tuple(keys), last_aum_hash=new_hash)
     if kind == MessageKind.REMOVE_KEY:
         del keys[keys.index(_lookup(state, aum.key_id or b""))]
-        return dataclasses.replace(state, keys=tuple(keys), last_aum_hash=new_hash)
+        return state.replace(keys=tuple(keys), last_aum_hash=new_hash)
     # NoOp and unknown future kinds only move the head.
-    return dataclasses.replace(state, last_aum_hash=new_hash)
+    return state.replace(last_aum_hash=new_hash)
 
 
 def _lookup(state: State, key_id: bytes) -> Key:
@@ -127,7 +125,7 @@ def _require_key_id(key: Key) -> None:
 def genesis_state(aum: AUM) -> State:
     """The state a parentless AUM starts from (docs/format.md §6)."""
     if aum.kind == MessageKind.CHECKPOINT and aum.state is not None:
-        return dataclasses.replace(aum.state, last_aum_hash=bytes(aum.hash()))
+        return aum.state.replace(last_aum_hash=bytes(aum.hash()))
     if aum.kind in (MessageKind.NO_OP, MessageKind.ADD_KEY):
         return apply_verified(State(), aum)
     raise ValidationError(f"invalid genesis update: {message_kind_name(aum.kind)}")

@@ -19,11 +19,11 @@ The reference accepts them, so this is a warning, not a verdict.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from verifier.ed25519 import public_key_class
 from verifier.errors import DecodeError
+from verifier.fields import Frozen
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.peers import PeerVerdict, verify_peers
 from verifier.state import State
@@ -37,11 +37,20 @@ ROTATION_TIE = ("key rotation: another node has an equally long rotation chain f
                 "wrapping key, so neither is kept")
 
 
-@dataclass(frozen=True)
-class FilteredPeer:
+_set = object.__setattr__
+
+
+class FilteredPeer(Frozen):
+    __match_args__ = ("visible", "reason", "forgeable")
+    __slots__ = __match_args__
     visible: bool
     reason: str  # empty when visible
     forgeable: str  # empty, or why anyone could forge a rotation on top of this signature
+
+    def __init__(self, visible: bool, reason: str, forgeable: str) -> None:
+        _set(self, "visible", visible)
+        _set(self, "reason", reason)
+        _set(self, "forgeable", forgeable)
 
 
 def filter_netmap(

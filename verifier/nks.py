@@ -3,11 +3,11 @@ node key is authorized, directly by a trusted key or through a chain of rotation
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 
 from verifier import cbor, ed25519
 from verifier.errors import DecodeError, NotTrustedError, SignatureError, TKAError
+from verifier.fields import Frozen
 from verifier.hashes import blake2s256
 from verifier.key import Key, KeyKind
 from verifier.state import State
@@ -37,16 +37,36 @@ def sig_kind_name(kind: int) -> str:
     return names.get(kind, f"Sig?<{kind}>")
 
 
-@dataclass(frozen=True)
-class NodeKeySignature:
+_set = object.__setattr__
+
+
+class NodeKeySignature(Frozen):
     """All byte fields are omitempty on the wire, so empty and absent are the same here."""
 
+    __match_args__ = ("kind", "pubkey", "key_id", "signature", "nested", "wrapping_pubkey")
+    __slots__ = __match_args__
     kind: int
-    pubkey: bytes = b""
-    key_id: bytes = b""
-    signature: bytes = b""
-    nested: NodeKeySignature | None = None
-    wrapping_pubkey: bytes = b""
+    pubkey: bytes
+    key_id: bytes
+    signature: bytes
+    nested: NodeKeySignature | None
+    wrapping_pubkey: bytes
+
+    def __init__(
+        self,
+        kind: int,
+        pubkey: bytes = b"",
+        key_id: bytes = b"",
+        signature: bytes = b"",
+        nested: NodeKeySignature | None = None,
+        wrapping_pubkey: bytes = b"",
+    ) -> None:
+        _set(self, "kind", kind)
+        _set(self, "pubkey", pubkey)
+        _set(self, "key_id", key_id)
+        _set(self, "signature", signature)
+        _set(self, "nested", nested)
+        _set(self, "wrapping_pubkey", wrapping_pubkey)
 
     def _encode(self, with_signature: bool) -> bytes:
         entries = [(1, cbor.enc_uint(self.kind))]

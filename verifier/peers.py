@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, islice, pairwise
 from typing import Any, Protocol
@@ -30,6 +29,7 @@ from typing import Any, Protocol
 from verifier._native import ffi, lib
 from verifier.ed25519 import native_failure
 from verifier.errors import DecodeError, TKAError
+from verifier.fields import Frozen
 from verifier.key import KeyKind
 from verifier.nks import NodeKeySignature, node_key_authorized, sig_kind_name
 from verifier.state import State
@@ -41,13 +41,21 @@ class _HasState(Protocol):
     def state(self) -> State: ...
 
 
-@dataclass(frozen=True)
-class PeerVerdict:
+_set = object.__setattr__
+
+
+class PeerVerdict(Frozen):
     """`authorized` is the verdict; `reason` is empty when authorized, else the rule that failed
     as `<ErrorClass>: <the reference's message>`."""
 
+    __match_args__ = ("authorized", "reason")
+    __slots__ = __match_args__
     authorized: bool
     reason: str
+
+    def __init__(self, authorized: bool, reason: str) -> None:
+        _set(self, "authorized", authorized)
+        _set(self, "reason", reason)
 
 
 AUTHORIZED = PeerVerdict(True, "")
@@ -277,14 +285,20 @@ def verify_peers_packed(
     return PackedVerdicts(state, peers, results, info if describe else None, rc)
 
 
-@dataclass(frozen=True)
-class WeakWrappingKey:
+class WeakWrappingKey(Frozen):
     """A level of an NKS whose wrapping key is a small-order point (`all_zero`: the all-zero
     key), so that anyone can sign a rotation on top of it; `depth` 0 is the outermost level."""
 
+    __match_args__ = ("depth", "kind", "all_zero")
+    __slots__ = __match_args__
     depth: int
     kind: int
     all_zero: bool
+
+    def __init__(self, depth: int, kind: int, all_zero: bool) -> None:
+        _set(self, "depth", depth)
+        _set(self, "kind", kind)
+        _set(self, "all_zero", all_zero)
 
 
 _NOT_OK = re.compile(rb"[^\x00]")

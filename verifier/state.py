@@ -6,11 +6,9 @@ the bytes of every later checkpoint, so every transition preserves it (see `veri
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 from verifier import cbor
 from verifier.errors import KeyNotFoundError, UnknownKeyKindError
+from verifier.fields import Frozen
 from verifier.key import Key, KeyKind, key_kind_name
 
 _STATE_FIELDS = {
@@ -22,21 +20,34 @@ _STATE_FIELDS = {
 }
 
 
-@dataclass(frozen=True)
-class State:
+_set = object.__setattr__
+
+
+class State(Frozen):
     """`None` fields are null on the wire (absent); empty tuples are present-but-empty."""
 
-    last_aum_hash: bytes | None = None
-    disablement_values: tuple[bytes, ...] | None = None
-    keys: tuple[Key, ...] | None = None
-    state_id1: int = 0
-    state_id2: int = 0
+    __match_args__ = ("last_aum_hash", "disablement_values", "keys", "state_id1", "state_id2")
+    __slots__ = __match_args__
+    last_aum_hash: bytes | None
+    disablement_values: tuple[bytes, ...] | None
+    keys: tuple[Key, ...] | None
+    state_id1: int
+    state_id2: int
 
-    def __post_init__(self) -> None:
-        if self.disablement_values is not None:
-            object.__setattr__(self, "disablement_values", tuple(self.disablement_values))
-        if self.keys is not None:
-            object.__setattr__(self, "keys", tuple(self.keys))
+    def __init__(
+        self,
+        last_aum_hash: bytes | None = None,
+        disablement_values: tuple[bytes, ...] | None = None,
+        keys: tuple[Key, ...] | None = None,
+        state_id1: int = 0,
+        state_id2: int = 0,
+    ) -> None:
+        _set(self, "last_aum_hash", last_aum_hash)
+        _set(self, "disablement_values",
+             None if disablement_values is None else tuple(disablement_values))
+        _set(self, "keys", None if keys is None else tuple(keys))
+        _set(self, "state_id1", state_id1)
+        _set(self, "state_id2", state_id2)
 
     @property
     def trusted_keys(self) -> tuple[Key, ...]:
@@ -63,9 +74,6 @@ class State:
     def state_id(self) -> str:
         """The deny-list form `StateID1:StateID2` (docs/format.md §6)."""
         return f"{self.state_id1}:{self.state_id2}"
-
-    def replace(self, **changes: object) -> State:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def to_cbor(self) -> bytes:
         entries = [

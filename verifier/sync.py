@@ -3,12 +3,11 @@ intersection, and the AUMs the other side is missing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from verifier.aum import AUM, MessageKind
 from verifier.authority import Authority
 from verifier.chain import fast_forward, state_at
 from verifier.errors import DecodeError, StorageError, SyncError
+from verifier.fields import Frozen
 from verifier.hashes import AUMHash
 
 MAX_HEAD_INTERSECTION_ITER = 1000
@@ -16,10 +15,18 @@ MAX_SYNC_ITER = 2000
 LEGACY_OFFER_LIMIT = 400
 
 
-@dataclass(frozen=True)
-class SyncOffer:
+_set = object.__setattr__
+
+
+class SyncOffer(Frozen):
+    __match_args__ = ("head", "ancestors")
+    __slots__ = __match_args__
     head: AUMHash
     ancestors: tuple[AUMHash, ...]
+
+    def __init__(self, head: AUMHash, ancestors: tuple[AUMHash, ...]) -> None:
+        _set(self, "head", head)
+        _set(self, "ancestors", ancestors)
 
     def to_text(self) -> tuple[str, list[str]]:
         return str(self.head), [str(a) for a in self.ancestors]

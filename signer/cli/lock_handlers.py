@@ -19,7 +19,6 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +56,7 @@ from verifier.errors import (
     StorageError,
     TKAError,
 )
+from verifier.fields import Fields
 from verifier.key import Key, ed25519_key
 from verifier.machine import verify_aum
 from verifier.netmap_filter import filter_netmap
@@ -150,12 +150,25 @@ def _check_service_url(url: str) -> None:
         raise UsageError(f"{bad}: the URL names no host")
 
 
-@dataclass
-class Session:
+class Session(Fields):
+    __match_args__ = ("args", "node", "client", "synced")
+    __slots__ = __match_args__
     args: argparse.Namespace
     node: NodeState
     client: ControlClient
     synced: SyncResult
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        node: NodeState,
+        client: ControlClient,
+        synced: SyncResult,
+    ) -> None:
+        self.args = args
+        self.node = node
+        self.client = client
+        self.synced = synced
 
     @property
     def authority(self) -> Authority | None:
@@ -306,7 +319,7 @@ def cmd_node_register(args: argparse.Namespace) -> int:
             finally:
                 transport.close()
             node.save_config(
-                replace(node.config(), node_id=int(reply["NodeID"]), stable_id=reply["StableID"])
+                node.config().replace(node_id=int(reply["NodeID"]), stable_id=reply["StableID"])
             )
     except ControlUnreachable as err:
         raise CommandError(
@@ -359,7 +372,7 @@ def _prepare_registration(
         with open_backend(lock_uri) as backend:
             public = backend.public_key()
     if config.lock_key != lock_uri or config.lock_public != public:
-        node.save_config(replace(config, lock_key=lock_uri, lock_public=public))
+        node.save_config(config.replace(lock_key=lock_uri, lock_public=public))
     node.ensure_credential()
     signature = None
     enrolment = auth_text
@@ -410,6 +423,7 @@ def _forget_unregistered(node: NodeState, created_root: bool, existed: set[Path]
 
 def _signature_from_auth_key(text: str, node_key: bytes) -> str | None:
     """A wrapped auth key (docs/format.md §9) becomes a rotation NKS over the credential."""
+
     import nacl.signing
 
     from verifier import authkey
@@ -423,7 +437,7 @@ def _signature_from_auth_key(text: str, node_key: bytes) -> str | None:
     unsigned = NodeKeySignature(
         kind=SigKind.ROTATION, pubkey=node_key_binary(node_key), nested=wrapped.credential
     )
-    signed = replace(unsigned, signature=signing.sign(unsigned.sig_hash()).signature)
+    signed = unsigned.replace(signature=signing.sign(unsigned.sig_hash()).signature)
     return _b64(signed.to_cbor())
 
 

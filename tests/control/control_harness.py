@@ -10,7 +10,7 @@ import socket
 import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,7 +90,7 @@ def direct_nks(signer: SigningKey, node_key: bytes, rotation: bytes = b"") -> by
         key_id=bytes(signer.verify_key),
         wrapping_pubkey=rotation,
     )
-    return replace(unsigned, signature=signer.sign(unsigned.sig_hash()).signature).to_cbor()
+    return unsigned.replace(signature=signer.sign(unsigned.sig_hash()).signature).to_cbor()
 
 
 def aum_signer(key: SigningKey) -> AUMSigner:

@@ -202,9 +202,8 @@ def _rotation_by_wrapped(wrapped: authkey.WrappedAuthKey, node_key: bytes) -> by
     key = nacl.signing.SigningKey(wrapped.wrapping_private[:32])
     unsigned = NodeKeySignature(kind=SigKind.ROTATION, pubkey=node_key_binary(node_key),
                                 nested=wrapped.credential)
-    from dataclasses import replace
 
-    return replace(unsigned, signature=key.sign(unsigned.sig_hash()).signature).to_cbor()
+    return unsigned.replace(signature=key.sign(unsigned.sig_hash()).signature).to_cbor()
 
 
 def test_revocation_tally_before_finish(

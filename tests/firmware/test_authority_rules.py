@@ -12,7 +12,6 @@ fw_authority_harness; already built there when `make test` gets here).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -260,7 +259,7 @@ def random_aum(net: Net, parent: bytes, pstate: State, head_state: State) -> AUM
             keys.pop(rng.randrange(len(keys)))
         if rng.random() < 0.3:
             i = rng.randrange(len(keys))
-            keys[i] = dataclasses.replace(keys[i], votes=rng.randint(1, 9))
+            keys[i] = keys[i].replace(votes=rng.randint(1, 9))
         aum = AUM(kind=MessageKind.CHECKPOINT, prev_aum_hash=parent,
                   state=pstate.replace(last_aum_hash=None, keys=tuple(keys)))
     else:
@@ -295,7 +294,7 @@ def invalid_aum(net: Net, cls: str, parent: bytes, pstate: State) -> AUM:
     def add(**changes: object) -> AUM:
         key = Key(kind=1, votes=1, public=outsider)
         return AUM(kind=MessageKind.ADD_KEY, prev_aum_hash=parent,
-                   key=dataclasses.replace(key, **changes))  # type: ignore[arg-type]
+                   key=key.replace(**changes))  # type: ignore[arg-type]
 
     if cls == "bad_signature":
         good = net.sign(base, signer)
@@ -311,7 +310,7 @@ def invalid_aum(net: Net, cls: str, parent: bytes, pstate: State) -> AUM:
         "votes_too_many": lambda: add(votes=4097),
         "key_kind": lambda: add(kind=7),
         "meta_too_big": lambda: add(meta={"k": "v" * 600}),
-        "add_with_key_id": lambda: dataclasses.replace(add(), key_id=b"x"),
+        "add_with_key_id": lambda: add().replace(key_id=b"x"),
         "remove_without_id": lambda: AUM(kind=MessageKind.REMOVE_KEY, prev_aum_hash=parent),
         "update_without_change": lambda: AUM(kind=MessageKind.UPDATE_KEY, prev_aum_hash=parent,
                                              key_id=pubs[0]),
@@ -323,10 +322,10 @@ def invalid_aum(net: Net, cls: str, parent: bytes, pstate: State) -> AUM:
             *(cp_state.disablement_values or ()), (cp_state.disablement_values or (b"",))[0])),
         "checkpoint_short_value": lambda: cp(disablement_values=(b"\x01" * 31,)),
         "checkpoint_no_keys": lambda: cp(keys=()),
-        "checkpoint_with_key": lambda: dataclasses.replace(cp(), key=Key(kind=1, votes=1,
+        "checkpoint_with_key": lambda: cp().replace(key=Key(kind=1, votes=1,
                                                                          public=outsider)),
         "checkpoint_state_id": lambda: cp(state_id1=cp_state.state_id1 ^ 1),
-        "empty_parent": lambda: dataclasses.replace(base, prev_aum_hash=b""),
+        "empty_parent": lambda: base.replace(prev_aum_hash=b""),
         "add_existing": lambda: AUM(kind=MessageKind.ADD_KEY, prev_aum_hash=parent,
                                     key=Key(kind=1, votes=1, public=pubs[0])),
         "remove_unknown": lambda: AUM(kind=MessageKind.REMOVE_KEY, prev_aum_hash=parent,
@@ -335,8 +334,8 @@ def invalid_aum(net: Net, cls: str, parent: bytes, pstate: State) -> AUM:
                                       key_id=outsider, votes=2),
         "update_votes_5000": lambda: AUM(kind=MessageKind.UPDATE_KEY, prev_aum_hash=parent,
                                          key_id=pubs[0], votes=5000),
-        "unknown_parent": lambda: dataclasses.replace(base, prev_aum_hash=rng.randbytes(32)),
-        "missing_parent": lambda: dataclasses.replace(base, prev_aum_hash=None),
+        "unknown_parent": lambda: base.replace(prev_aum_hash=rng.randbytes(32)),
+        "missing_parent": lambda: base.replace(prev_aum_hash=None),
     }
     if cls == "short_key_id":
         good = net.sign(base, signer)
@@ -723,18 +722,18 @@ def test_check_nks_refusals(device: Device) -> None:
     # Structure.
     rotation = NodeKeySignature(kind=SigKind.ROTATION, pubkey=b"np" + node, nested=good)
     refused(check_nks(device, net, 1, rotation), "invalid_message", "not rotation")
-    nested = dataclasses.replace(good, nested=good)
+    nested = good.replace(nested=good)
     refused(check_nks(device, net, 1, nested), "invalid_message", "cannot nest")
-    signed = dataclasses.replace(good, signature=net.sks[1].sign(good.sig_hash()).signature)
+    signed = good.replace(signature=net.sks[1].sign(good.sig_hash()).signature)
     refused(check_nks(device, net, 1, signed), "invalid_message", "already signed")
     refused(check_nks(device, net, 2, good), "invalid_message", "not the signing key")
-    refused(check_nks(device, net, 1, dataclasses.replace(good, key_id=b"")), "invalid_message",
+    refused(check_nks(device, net, 1, good.replace(key_id=b"")), "invalid_message",
             "no keyID")
-    refused(check_nks(device, net, 1, dataclasses.replace(good, pubkey=b"")), "invalid_message",
+    refused(check_nks(device, net, 1, good.replace(pubkey=b"")), "invalid_message",
             "must name a node key")
-    refused(check_nks(device, net, 1, dataclasses.replace(good, pubkey=b"xx" + node)),
+    refused(check_nks(device, net, 1, good.replace(pubkey=b"xx" + node)),
             "invalid_message", "not a node key")
-    refused(check_nks(device, net, 1, dataclasses.replace(good, kind=7)), "invalid_message",
+    refused(check_nks(device, net, 1, good.replace(kind=7)), "invalid_message",
             "not Sig?<7>")
     cred = NodeKeySignature(kind=SigKind.CREDENTIAL, key_id=net.pk(1))
     refused(check_nks(device, net, 1, cred), "invalid_message", "needs a wrapping key")
@@ -984,7 +983,7 @@ def test_check_aum_parents_kinds_and_screens(device: Device) -> None:
     assert f"Update key {format_tlpub(net.pk(2))}" in text and "votes 3 -> 7" in text
     assert "    a = b" in text
     # A checkpoint re-weighting, removing and adding keys, with the signatures present.
-    keys = [dataclasses.replace(st.trusted_keys[0], votes=4), st.trusted_keys[2],
+    keys = [st.trusted_keys[0].replace(votes=4), st.trusted_keys[2],
             Key(kind=1, votes=1, public=net.pk(4))]
     cp = AUM(kind=MessageKind.CHECKPOINT, prev_aum_hash=head,
              state=st.replace(last_aum_hash=None, keys=tuple(keys)))
@@ -1085,7 +1084,7 @@ def test_cosigner_threshold(device: Device) -> None:
         last_aum_hash=None))
     assert check_aum(device, net, 0, same)["code"] == 0
     reweigh = AUM(kind=MessageKind.CHECKPOINT, prev_aum_hash=head, state=st.replace(
-        last_aum_hash=None, keys=(dataclasses.replace(st.trusted_keys[0], votes=9),
+        last_aum_hash=None, keys=(st.trusted_keys[0].replace(votes=9),
                                   *st.trusted_keys[1:])))
     assert check_aum(device, net, 0, reweigh)["error"] == "policy_refused"
     for kind_aum in (AUM(kind=MessageKind.REMOVE_KEY, prev_aum_hash=head, key_id=net.pk(3)),

@@ -6,7 +6,6 @@ Verdicts never come from here: tests compare the C path with `node_key_authorize
 
 from __future__ import annotations
 
-import dataclasses
 import random
 
 from nacl.signing import SigningKey
@@ -18,7 +17,7 @@ Peer = tuple[bytes, bytes]
 
 
 def signed(nks: NodeKeySignature, signer: SigningKey) -> NodeKeySignature:
-    return dataclasses.replace(nks, signature=signer.sign(nks.sig_hash()).signature)
+    return nks.replace(signature=signer.sign(nks.sig_hash()).signature)
 
 
 class ChainMaker:
@@ -88,7 +87,7 @@ def _levels(nks: NodeKeySignature) -> list[NodeKeySignature]:
 def _rebuild(levels: list[NodeKeySignature]) -> NodeKeySignature:
     inner: NodeKeySignature | None = None
     for level in reversed(levels):
-        inner = dataclasses.replace(level, nested=inner)
+        inner = level.replace(nested=inner)
     assert inner is not None
     return inner
 
@@ -106,25 +105,25 @@ def structural_mutation(
     lvl = levels[i]
     choice = rng.randrange(12)
     if choice == 0:
-        lvl = dataclasses.replace(lvl, kind=rng.choice([0, 1, 2, 3, 4, 200]))
+        lvl = lvl.replace(kind=rng.choice([0, 1, 2, 3, 4, 200]))
     elif choice == 1:
-        lvl = dataclasses.replace(lvl, key_id=b"")
+        lvl = lvl.replace(key_id=b"")
     elif choice == 2:
-        lvl = dataclasses.replace(lvl, key_id=rng.randbytes(rng.choice([31, 32, 33])))
+        lvl = lvl.replace(key_id=rng.randbytes(rng.choice([31, 32, 33])))
     elif choice == 3:
-        lvl = dataclasses.replace(lvl, wrapping_pubkey=rng.randbytes(rng.choice([0, 31, 33])))
+        lvl = lvl.replace(wrapping_pubkey=rng.randbytes(rng.choice([0, 31, 33])))
     elif choice == 4 and lvl.signature:
         sig = bytearray(lvl.signature)
         sig[rng.randrange(64)] ^= 1 << rng.randrange(8)
-        lvl = dataclasses.replace(lvl, signature=bytes(sig))
+        lvl = lvl.replace(signature=bytes(sig))
     elif choice == 5:
-        lvl = dataclasses.replace(lvl, signature=lvl.signature[: rng.choice([0, 1, 63])])
+        lvl = lvl.replace(signature=lvl.signature[: rng.choice([0, 1, 63])])
     elif choice == 6:
-        lvl = dataclasses.replace(lvl, pubkey=b"nq" + lvl.pubkey[2:])
+        lvl = lvl.replace(pubkey=b"nq" + lvl.pubkey[2:])
     elif choice == 7:
-        lvl = dataclasses.replace(lvl, pubkey=lvl.pubkey[: rng.choice([0, 1, 2, 33])])
+        lvl = lvl.replace(pubkey=lvl.pubkey[: rng.choice([0, 1, 2, 33])])
     elif choice == 8:
-        lvl = dataclasses.replace(lvl, pubkey=lvl.pubkey + b"\x00")
+        lvl = lvl.replace(pubkey=lvl.pubkey + b"\x00")
     elif choice == 9:
         # Drop the nested signature: the level becomes the end of the chain.
         levels = levels[: i + 1]
@@ -132,7 +131,7 @@ def structural_mutation(
         # Give the innermost level a nested signature it must not have.
         levels = [*levels, levels[-1]]
     else:
-        lvl = dataclasses.replace(lvl, kind=SigKind.CREDENTIAL, pubkey=b"")
+        lvl = lvl.replace(kind=SigKind.CREDENTIAL, pubkey=b"")
     levels[i] = lvl
     if rng.random() < 0.5:
         levels = levels[:16]
@@ -140,7 +139,7 @@ def structural_mutation(
         return _rebuild(levels)
     inner: NodeKeySignature | None = None
     for depth in reversed(range(len(levels))):
-        level = dataclasses.replace(levels[depth], nested=inner)
+        level = levels[depth].replace(nested=inner)
         if depth < i and depth < len(signers):
             level = signed(level, signers[depth])
         inner = level

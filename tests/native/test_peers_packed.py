@@ -10,7 +10,6 @@ must read exactly what the general rule reads, or leave the line to it.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import random
 from array import array
 
@@ -133,7 +132,7 @@ def test_odd_node_keys_and_states_c_cannot_judge_take_the_reference_path(
         assert [packed.node_key(i) for i in (3, 7, 8)] == [peers[i][0] for i in (3, 7, 8)]
         assert verify_peers_packed(state, packed).to_list() == verify_peers_reference(state, peers)
     # A state holding a key that is not a 32-byte Ed25519 key: the whole call is the reference.
-    odd = dataclasses.replace(state, keys=(*state.keys, Key(kind=KeyKind.ED25519, votes=1,
+    odd = state.replace(keys=(*state.keys, Key(kind=KeyKind.ED25519, votes=1,
                                                            public=b"\x01" * 31)))
     packed = PackedPeers.from_pairs(peers)
     described = verify_peers_packed(odd, packed, describe=True)
@@ -181,10 +180,10 @@ def _weak_chain(maker: nks_corpus.ChainMaker, levels: int, depth: int, key: byte
     chain = [nks]
     while chain[-1].nested is not None:
         chain.append(chain[-1].nested)
-    chain[depth] = dataclasses.replace(chain[depth], wrapping_pubkey=key)
+    chain[depth] = chain[depth].replace(wrapping_pubkey=key)
     inner: NodeKeySignature | None = None
     for level in reversed(chain):
-        inner = dataclasses.replace(level, nested=inner)
+        inner = level.replace(nested=inner)
     assert inner is not None
     return inner.to_cbor()
 

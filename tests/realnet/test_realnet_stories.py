@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +250,7 @@ def _forge_rotation(direct: NodeKeySignature, new_node_key: bytes) -> bytes:
         for j, r in enumerate(multiples):
             k = int.from_bytes(h.sha512(r + zero + message).digest(), "little") % order
             if (k + j) % 4 == 0:  # [S]B - [k]A = -[k]A = [j]A = R with S = 0
-                return replace(unsigned, signature=r + bytes(32)).to_cbor()
+                return unsigned.replace(signature=r + bytes(32)).to_cbor()
     raise AssertionError("no forgery found in 200 tries")
 
 

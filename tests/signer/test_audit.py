@@ -4,7 +4,6 @@ Tailscale's filesystem layout, read-only, with one line per unauthorized peer.""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -32,7 +31,7 @@ def _direct(signer: SigningKey, node_key: bytes) -> bytes:
     nks = NodeKeySignature(
         kind=SigKind.DIRECT, pubkey=node_key_binary(node_key), key_id=bytes(signer.verify_key)
     )
-    return dataclasses.replace(nks, signature=signer.sign(nks.sig_hash()).signature).to_cbor()
+    return nks.replace(signature=signer.sign(nks.sig_hash()).signature).to_cbor()
 
 
 def _tree(root: Path) -> dict[str, str]:

@@ -75,7 +75,7 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 def _signed(nks: NodeKeySignature, key: SigningKey) -> NodeKeySignature:
-    return dataclasses.replace(nks, signature=key.sign(nks.sig_hash()).signature)
+    return nks.replace(signature=key.sign(nks.sig_hash()).signature)
 
 
 def direct(node_key: bytes, wrapping: bytes = b"") -> NodeKeySignature:
@@ -91,7 +91,7 @@ def rotate(old: NodeKeySignature, new_key: bytes, by: SigningKey | None,
     unsigned = NodeKeySignature(kind=SigKind.ROTATION, pubkey=node_key_binary(new_key),
                                 nested=old, wrapping_pubkey=wrapping)
     if by is None:
-        return dataclasses.replace(unsigned, signature=IDENTITY_SIG)
+        return unsigned.replace(signature=IDENTITY_SIG)
     return _signed(unsigned, by)
 
 
@@ -349,7 +349,7 @@ def test_html_report_escapes_hostile_names(
     a, b, c = keys(3)
     hostile = ['<script>alert("x")</script>', "<img src=x onerror=alert(1)>", "a&b'\"</td>"]
     status = tmp_path / "status.json"
-    bad = dataclasses.replace(direct(c), signature=bytes(64))
+    bad = direct(c).replace(signature=bytes(64))
     status.write_text(status_of(directory, [(hostile[0], a, direct(a, bytes(32))),
                                             (hostile[1], b, direct(b)), (hostile[2], c, bad)],
                                 [], render))
@@ -543,8 +543,8 @@ def test_our_ipnstate_writer_is_gos(directory: Path, oracle: Any) -> None:
         return ""
 
     status_of(directory, visible, filtered, capture)
-    st = dataclasses.replace(seen[0], trusted_keys=tuple(
-        dataclasses.replace(k, meta={"z": "1", "a": "<&>"}) for k in seen[0].trusted_keys))
+    st = seen[0].replace(trusted_keys=tuple(
+        k.replace(meta={"z": "1", "a": "<&>"}) for k in seen[0].trusted_keys))
     assert json.loads(ours(st, sigs)) == json.loads(go(st, sigs))
 
 

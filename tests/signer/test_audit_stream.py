@@ -6,7 +6,6 @@ peers' packed bytes only; bad input mid-stream is one line and writes nothing.""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import json
 import os
@@ -42,7 +41,7 @@ IDENTITY_SIG = bytes([1]) + bytes(63)
 
 
 def _signed(nks: NodeKeySignature, key: SigningKey) -> NodeKeySignature:
-    return dataclasses.replace(nks, signature=key.sign(nks.sig_hash()).signature)
+    return nks.replace(signature=key.sign(nks.sig_hash()).signature)
 
 
 def direct(node_key: bytes, wrapping: bytes = b"", by: SigningKey = ADMIN) -> NodeKeySignature:
@@ -59,7 +58,7 @@ def rotate(old: NodeKeySignature, new_key: bytes, by: SigningKey | None,
            wrapping: bytes = b"") -> NodeKeySignature:
     unsigned = NodeKeySignature(kind=SigKind.ROTATION, pubkey=node_key_binary(new_key),
                                 nested=old, wrapping_pubkey=wrapping)
-    return dataclasses.replace(unsigned, signature=IDENTITY_SIG) if by is None else _signed(
+    return unsigned.replace(signature=IDENTITY_SIG) if by is None else _signed(
         unsigned, by)
 
 

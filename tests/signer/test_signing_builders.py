@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +67,7 @@ def test_aum_signed_by_softhsm_is_accepted_and_cosigning_appends(
         cosigned = sign_aum(second, signed)
         assert [s.key_id for s in cosigned.signatures] == [public, second.public_key()]
 
-    tampered = replace(signed, key=ed25519_key(os.urandom(32)))
+    tampered = signed.replace(key=ed25519_key(os.urandom(32)))
     with pytest.raises(SignatureError):
         verify_aum(_trusting(public), tampered)
 

@@ -6,7 +6,6 @@ tailscaled gives the same split in tests/realnet."""
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from nacl.signing import SigningKey
 
@@ -25,7 +24,7 @@ SMALL_ORDER = bytes([0xEC]) + b"\xff" * 30 + b"\x7f"  # the point of order 2
 
 
 def _signed(nks: NodeKeySignature, key: SigningKey) -> NodeKeySignature:
-    return replace(nks, signature=key.sign(nks.sig_hash()).signature)
+    return nks.replace(signature=key.sign(nks.sig_hash()).signature)
 
 
 def direct(node_key: bytes, wrapping: bytes = b"") -> NodeKeySignature:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import nacl.signing
 
 from verifier.key import ed25519_key
@@ -25,7 +23,7 @@ def test_valid_tampered_untrusted_and_garbage_peers() -> None:
             kind=SigKind.DIRECT, pubkey=node_key_binary(node_key), key_id=bytes(signer.verify_key)
         )
         sig = signer.sign(unsigned.sig_hash()).signature
-        return dataclasses.replace(unsigned, signature=sig).to_cbor()
+        return unsigned.replace(signature=sig).to_cbor()
 
     good = signed_by(trusted)
     peers = [

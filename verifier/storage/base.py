@@ -4,23 +4,32 @@ of one stored AUM (docs/format.md §3)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
 from verifier import cbor
 from verifier.aum import AUM
+from verifier.fields import Frozen
 from verifier.hashes import AUMHash
 
 _RECORD_FIELDS = {1: "Children", 2: "AUM", 3: "CreatedUnix", 4: "PurgedUnix"}
 
 
-@dataclass(frozen=True)
-class StoredRecord:
+_set = object.__setattr__
+
+
+class StoredRecord(Frozen):
     """One AUM as kept on disk. Key 1 (legacy children) is read past and never written."""
 
+    __match_args__ = ("aum", "created_unix", "purged_unix")
+    __slots__ = __match_args__
     aum: AUM | None
-    created_unix: int = 0
-    purged_unix: int = 0
+    created_unix: int
+    purged_unix: int
+
+    def __init__(self, aum: AUM | None, created_unix: int = 0, purged_unix: int = 0) -> None:
+        _set(self, "aum", aum)
+        _set(self, "created_unix", created_unix)
+        _set(self, "purged_unix", purged_unix)
 
     def to_cbor(self) -> bytes:
         entries = [(2, cbor.NULL if self.aum is None else self.aum.to_cbor())]

@@ -25,6 +25,9 @@
 #define IFMA_UNROLL _Pragma("GCC unroll 32")
 #endif
 
+/* Forced: GCC otherwise leaves some products out of line, passing operands through memory. */
+#define FE8_INLINE static inline __attribute__((always_inline))
+
 typedef struct {
     __m512i v[5];
 } fe8;
@@ -34,7 +37,7 @@ IFMA_TARGET static inline __m512i times19(__m512i x) {
 }
 
 /* Columns c[0..9] (c[k] = lo[k] + 2 hi[k-1]) -> five carried limbs < 2^52. */
-IFMA_TARGET static inline void fe8_reduce(fe8 *h, const __m512i lo[9], const __m512i hi[9]) {
+IFMA_TARGET FE8_INLINE void fe8_reduce(fe8 *h, const __m512i lo[9], const __m512i hi[9]) {
     const __m512i mask = _mm512_set1_epi64((long long)FE_MASK51);
     __m512i c[10];
     c[0] = lo[0];
@@ -57,7 +60,7 @@ IFMA_TARGET static inline void fe8_reduce(fe8 *h, const __m512i lo[9], const __m
     for (int k = 0; k < 5; k++) h->v[k] = r[k];
 }
 
-IFMA_TARGET static inline void fe8_mul(fe8 *h, const fe8 *f, const fe8 *g) {
+IFMA_TARGET FE8_INLINE void fe8_mul(fe8 *h, const fe8 *f, const fe8 *g) {
     __m512i lo[9], hi[9];
     IFMA_UNROLL
     for (int k = 0; k < 9; k++) lo[k] = hi[k] = _mm512_setzero_si512();
@@ -75,7 +78,7 @@ IFMA_TARGET static inline void fe8_mul(fe8 *h, const fe8 *f, const fe8 *g) {
  * into f_j before the products (2 f_j < 2^52 because limbs 2..4 of every value here are
  * < 2^51: fe8_reduce and fe8_carry mask them), which saves shifting most columns; only the
  * (0, 1) product is doubled after. Precondition: limbs 2..4 of f below 2^51. */
-IFMA_TARGET static inline void fe8_sq(fe8 *h, const fe8 *f) {
+IFMA_TARGET FE8_INLINE void fe8_sq(fe8 *h, const fe8 *f) {
     __m512i lo[9], hi[9], f2[5];
     IFMA_UNROLL
     for (int k = 0; k < 9; k++) lo[k] = hi[k] = _mm512_setzero_si512();
@@ -98,7 +101,7 @@ IFMA_TARGET static inline void fe8_sq(fe8 *h, const fe8 *f) {
     fe8_reduce(h, lo, hi);
 }
 
-IFMA_TARGET static inline void fe8_carry(fe8 *h) {
+IFMA_TARGET FE8_INLINE void fe8_carry(fe8 *h) {
     const __m512i mask = _mm512_set1_epi64((long long)FE_MASK51);
     IFMA_UNROLL
     for (int k = 0; k < 4; k++) {
@@ -111,14 +114,14 @@ IFMA_TARGET static inline void fe8_carry(fe8 *h) {
 }
 
 /* h = f + g, carried so the result is a valid IFMA input (limbs < 2^52). */
-IFMA_TARGET static inline void fe8_add(fe8 *h, const fe8 *f, const fe8 *g) {
+IFMA_TARGET FE8_INLINE void fe8_add(fe8 *h, const fe8 *f, const fe8 *g) {
     IFMA_UNROLL
     for (int k = 0; k < 5; k++) h->v[k] = _mm512_add_epi64(f->v[k], g->v[k]);
     fe8_carry(h);
 }
 
 /* h = f + 4p - g, carried (f, g limbs < 2^52). */
-IFMA_TARGET static inline void fe8_sub(fe8 *h, const fe8 *f, const fe8 *g) {
+IFMA_TARGET FE8_INLINE void fe8_sub(fe8 *h, const fe8 *f, const fe8 *g) {
     const __m512i p4_0 = _mm512_set1_epi64(0x1fffffffffffb4LL);
     const __m512i p4_k = _mm512_set1_epi64(0x1ffffffffffffcLL);
     IFMA_UNROLL

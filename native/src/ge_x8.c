@@ -12,7 +12,9 @@
  *   - A table (per lane): 0..16 times A in cached form (Y+X, Y-X, Z, 2dT), built with 15
  *     additions in the lanes; stored entry-major, lane-minor, so one index vector
  *     (16 * 10 * |d| + lane) fetches one limb for all eight lanes.
- *   - B table (shared, built once): 0..128 times B, affine niels (y+x, y-x, 2dxy).
+ *   - B table (shared, built once): 0..128 times B, affine niels (y+x, y-x, 2dxy), one
+ *     padded row per entry: each lane loads its row and a transpose makes the limb vectors
+ *     (cheaper than gathers, which win only for the per-lane A table).
  *
  * Cost per eight signatures: 250 doublings and 83 additions, about the point operations of
  * one scalar wNAF verification. The formulas (extended coordinates, a = -1) are complete,
@@ -58,20 +60,26 @@ static void recode_fixed(int digit[], const sc *a, int w, int windows) {
         int pos = i * w, idx = pos / 64, bit = pos % 64;
         uint64_t buf = idx < 4 ? a->v[idx] >> bit : 0;
         if (bit > 64 - w && idx + 1 < 4) buf |= a->v[idx + 1] << (64 - bit);
+        /* Branch-free: the digits are random, so branches would mispredict half the time. */
         uint64_t d = (buf & mask) + carry;
-        if (d > half) {
-            digit[i] = (int)d - (int)(mask + 1);
-            carry = 1;
-        } else {
-            digit[i] = (int)d;
-            carry = 0;
-        }
+        carry = (half - d) >> 63; /* d > half */
+        digit[i] = (int)d - (int)(carry << w);
     }
+}
+
+/* |d| * scale + offset, and bit `lane` of *neg set where d < 0: table indices and lane
+ * masks without data-dependent branches. */
+static inline int64_t digit_index(int d, int64_t scale, int64_t offset, __mmask8 *neg,
+                                  int lane) {
+    int sign = d >> 31; /* -1 or 0 */
+    *neg = (__mmask8)(*neg | (unsigned)(sign & 1) << lane);
+    return (int64_t)((d ^ sign) - sign) * scale + offset;
 }
 
 /* ---- the shared B table: j B for j = 0..128, affine niels, limbs carried ---- */
 
-static uint64_t b_table[B_ENTRIES][15];
+/* Rows of 16 limbs (15 used), so a lane's entry is two aligned vector loads. */
+static _Alignas(64) uint64_t b_table[B_ENTRIES][16];
 static pthread_once_t b_once = PTHREAD_ONCE_INIT;
 
 static void b_table_init(void) {
@@ -129,32 +137,57 @@ IFMA_TARGET static inline void fe8_store_lanes(fe *out[8], const fe8 *h) {
     }
 }
 
-IFMA_TARGET static inline void p1p1_to_p3_8(p3_8 *r, const p1p1_8 *p) {
+IFMA_TARGET FE8_INLINE void p1p1_to_p3_8(p3_8 *r, const p1p1_8 *p) {
     fe8_mul(&r->X, &p->E, &p->F);
     fe8_mul(&r->Y, &p->G, &p->H);
     fe8_mul(&r->Z, &p->F, &p->G);
     fe8_mul(&r->T, &p->E, &p->H);
 }
 
-IFMA_TARGET static inline void p1p1_to_p2_8(p2_8 *r, const p1p1_8 *p) {
+IFMA_TARGET FE8_INLINE void p1p1_to_p2_8(p2_8 *r, const p1p1_8 *p) {
     fe8_mul(&r->X, &p->E, &p->F);
     fe8_mul(&r->Y, &p->G, &p->H);
     fe8_mul(&r->Z, &p->F, &p->G);
 }
 
-/* The scalar ge_dbl, lane by lane. */
-IFMA_TARGET static inline void dbl_8(p1p1_8 *r, const p2_8 *p) {
-    fe8 a, b, c, s;
+/* Uncarried sums for expressions carried once at their end (fe8_carry). Each result feeds
+ * only fe8_mul, so it needs limbs < 2^52 only: every such sum here has limbs < 2^54, and
+ * fe8_carry of those gives limbs 1..4 < 2^51 and limb 0 < 2^51 + 2^8. */
+IFMA_TARGET static inline void fe8_add_uncarried(fe8 *h, const fe8 *f, const fe8 *g) {
+    for (int k = 0; k < 5; k++) h->v[k] = _mm512_add_epi64(f->v[k], g->v[k]);
+}
+
+/* f + 4p - g, not carried (g limbs < 2^53 - 76, so no limb goes below 0). */
+IFMA_TARGET static inline void fe8_sub_uncarried(fe8 *h, const fe8 *f, const fe8 *g) {
+    const __m512i p4_0 = _mm512_set1_epi64(0x1fffffffffffb4LL);
+    const __m512i p4_k = _mm512_set1_epi64(0x1ffffffffffffcLL);
+    for (int k = 0; k < 5; k++)
+        h->v[k] = _mm512_sub_epi64(_mm512_add_epi64(f->v[k], k == 0 ? p4_0 : p4_k), g->v[k]);
+}
+
+IFMA_TARGET static inline void fe8_carried(fe8 *h, const fe8 *f) {
+    *h = *f;
+    fe8_carry(h);
+}
+
+/* The scalar ge_dbl, lane by lane: H = A+B, E = H-(X+Y)^2, G = A-B, F = 2C+G, with H and G
+ * also kept uncarried so E and F cost one carry each. */
+IFMA_TARGET FE8_INLINE void dbl_8(p1p1_8 *r, const p2_8 *p) {
+    fe8 a, b, c, s, h, g;
     fe8_sq(&a, &p->X);
     fe8_sq(&b, &p->Y);
     fe8_sq(&c, &p->Z);
     fe8_add(&s, &p->X, &p->Y);
     fe8_sq(&s, &s);
-    fe8_add(&c, &c, &c);
-    fe8_add(&r->H, &a, &b);
-    fe8_sub(&r->E, &r->H, &s);
-    fe8_sub(&r->G, &a, &b);
-    fe8_add(&r->F, &c, &r->G);
+    fe8_add_uncarried(&h, &a, &b);
+    fe8_carried(&r->H, &h);
+    fe8_sub_uncarried(&r->E, &h, &s);
+    fe8_carry(&r->E);
+    fe8_sub_uncarried(&g, &a, &b);
+    fe8_carried(&r->G, &g);
+    fe8_add_uncarried(&g, &g, &c);
+    fe8_add_uncarried(&r->F, &g, &c);
+    fe8_carry(&r->F);
 }
 
 IFMA_TARGET static inline void p3_to_cached_8(cached_8 *r, const p3_8 *p, const fe8 *d2) {
@@ -173,15 +206,17 @@ IFMA_TARGET static inline void blend_halves_8(fe8 *qp, fe8 *qm, const fe8 *ypx, 
     }
 }
 
-/* The common end of both additions from a = (Y-X) qm, b = (Y+X) qp, c = T q.2dT, d = 2 Z q.Z:
- * F and G swapped where neg is set (the same as negating 2dT). */
-IFMA_TARGET static inline void add_finish_8(p1p1_8 *r, const fe8 *a, const fe8 *b, const fe8 *c,
+/* The common end of both additions from a = (Y-X) qm, b = (Y+X) qp, c = T q.2dT, d = 2 Z q.Z
+ * (d uncarried, limbs < 2^53): F and G swapped where neg is set (the same as negating 2dT). */
+IFMA_TARGET FE8_INLINE void add_finish_8(p1p1_8 *r, const fe8 *a, const fe8 *b, const fe8 *c,
                                             const fe8 *d, __mmask8 neg) {
     fe8 f0, g0;
     fe8_sub(&r->E, b, a);
     fe8_add(&r->H, b, a);
-    fe8_sub(&f0, d, c);
-    fe8_add(&g0, d, c);
+    fe8_sub_uncarried(&f0, d, c);
+    fe8_carry(&f0);
+    fe8_add_uncarried(&g0, d, c);
+    fe8_carry(&g0);
     for (int k = 0; k < 5; k++) {
         r->F.v[k] = _mm512_mask_blend_epi64(neg, f0.v[k], g0.v[k]);
         r->G.v[k] = _mm512_mask_blend_epi64(neg, g0.v[k], f0.v[k]);
@@ -189,7 +224,7 @@ IFMA_TARGET static inline void add_finish_8(p1p1_8 *r, const fe8 *a, const fe8 *
 }
 
 /* r = p + q in lanes where neg is clear, p - q where it is set. */
-IFMA_TARGET static inline void add_cached_8(p1p1_8 *r, const p3_8 *p, const cached_8 *q,
+IFMA_TARGET FE8_INLINE void add_cached_8(p1p1_8 *r, const p3_8 *p, const cached_8 *q,
                                             __mmask8 neg) {
     fe8 qp, qm, ypx, ymx, a, b, c, d;
     blend_halves_8(&qp, &qm, &q->YpX, &q->YmX, neg);
@@ -199,12 +234,12 @@ IFMA_TARGET static inline void add_cached_8(p1p1_8 *r, const p3_8 *p, const cach
     fe8_mul(&b, &ypx, &qp);
     fe8_mul(&c, &p->T, &q->T2d);
     fe8_mul(&d, &p->Z, &q->Z);
-    fe8_add(&d, &d, &d);
+    fe8_add_uncarried(&d, &d, &d);
     add_finish_8(r, &a, &b, &c, &d, neg);
 }
 
 /* The same with an affine (niels) q: 2Z instead of 2 Z q.Z. */
-IFMA_TARGET static inline void add_niels_8(p1p1_8 *r, const p3_8 *p, const niels_8 *q,
+IFMA_TARGET FE8_INLINE void add_niels_8(p1p1_8 *r, const p3_8 *p, const niels_8 *q,
                                            __mmask8 neg) {
     fe8 qp, qm, ypx, ymx, a, b, c, d;
     blend_halves_8(&qp, &qm, &q->ypx, &q->ymx, neg);
@@ -213,8 +248,52 @@ IFMA_TARGET static inline void add_niels_8(p1p1_8 *r, const p3_8 *p, const niels
     fe8_mul(&a, &ymx, &qm);
     fe8_mul(&b, &ypx, &qp);
     fe8_mul(&c, &p->T, &q->xy2d);
-    fe8_add(&d, &p->Z, &p->Z);
+    fe8_add_uncarried(&d, &p->Z, &p->Z);
     add_finish_8(r, &a, &b, &c, &d, neg);
+}
+
+/* rows[j] (eight limbs of lane j) -> cols[k] (limb k of every lane): an 8x8 transpose of
+ * 64-bit words in three shuffle stages. */
+IFMA_TARGET FE8_INLINE void transpose_8x8(__m512i cols[8], const __m512i rows[8]) {
+    const __m512i pick_0_1 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i pick_2_3 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    __m512i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) { /* t[i]: words 0 2 4 6 of rows i, i+1; t[i+1]: 1 3 5 7 */
+        t[i] = _mm512_unpacklo_epi64(rows[i], rows[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi64(rows[i], rows[i + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) /* u[h+o]: words o, 4+o of rows h..h+3; u[h+2+o]: 2+o, 6+o */
+        for (int o = 0; o < 2; o++) {
+            u[h + o] = _mm512_permutex2var_epi64(t[h + o], pick_0_1, t[h + 2 + o]);
+            u[h + 2 + o] = _mm512_permutex2var_epi64(t[h + o], pick_2_3, t[h + 2 + o]);
+        }
+    for (int k = 0; k < 4; k++) {
+        cols[k] = _mm512_shuffle_i64x2(u[k], u[4 + k], 0x44);
+        cols[k + 4] = _mm512_shuffle_i64x2(u[k], u[4 + k], 0xee);
+    }
+}
+
+/* Limbs 8b..8b+7 of lane j's row (base + offset[j], 64-byte aligned) for b < blocks, as limb
+ * vectors: loads and transposes, several times cheaper than gathering each limb. */
+IFMA_TARGET FE8_INLINE void fetch_rows_8(__m512i *limbs, const uint64_t *base,
+                                         const int64_t offset[8], int blocks) {
+    for (int b = 0; b < blocks; b++) {
+        __m512i rows[8];
+        for (int j = 0; j < 8; j++)
+            rows[j] = _mm512_load_si512((const void *)(base + offset[j] + 8 * b));
+        transpose_8x8(limbs + 8 * b, rows);
+    }
+}
+
+/* One B-table entry per lane: offset[j] = 16 |d_j|. */
+IFMA_TARGET FE8_INLINE void fetch_niels_8(niels_8 *q, const int64_t offset[8]) {
+    __m512i limbs[2 * 8];
+    fetch_rows_8(limbs, &b_table[0][0], offset, 2);
+    for (int k = 0; k < 5; k++) {
+        q->ypx.v[k] = limbs[k];
+        q->ymx.v[k] = limbs[5 + k];
+        q->xy2d.v[k] = limbs[10 + k];
+    }
 }
 
 /* One A-table entry per lane: the table is u64[A_ENTRIES][20 limbs][8 lanes], and index
@@ -224,15 +303,6 @@ IFMA_TARGET static inline void gather_cached_8(cached_8 *q, const uint64_t *tabl
     for (int c = 0; c < 4; c++)
         for (int k = 0; k < 5; k++)
             f[c]->v[k] = _mm512_i64gather_epi64(index, (const void *)(table + (5 * c + k) * 8), 8);
-}
-
-/* One B-table entry per lane: index lane j = 15 |d_j|. */
-IFMA_TARGET static inline void gather_niels_8(niels_8 *q, __m512i index) {
-    const uint64_t *base = &b_table[0][0];
-    fe8 *f[3] = {&q->ypx, &q->ymx, &q->xy2d};
-    for (int c = 0; c < 3; c++)
-        for (int k = 0; k < 5; k++)
-            f[c]->v[k] = _mm512_i64gather_epi64(index, (const void *)(base + 5 * c + k), 8);
 }
 
 /* table[e] = e a[j] in lane j (cached form), e = 0..16; 15 additions in the lanes. */
@@ -318,7 +388,7 @@ IFMA_TARGET static void dsm_ifma(ge_p3 out[8], const ge_p3 a[8], const int64_t a
         if (i % B_W == 0) {
             niels_8 q;
             int w = i / B_W;
-            gather_niels_8(&q, _mm512_loadu_si512((const void *)b_index[w]));
+            fetch_niels_8(&q, b_index[w]);
             p1p1_to_p3_8(&acc3, &t);
             add_niels_8(&t, &acc3, &q, b_neg[w]);
         }
@@ -326,6 +396,40 @@ IFMA_TARGET static void dsm_ifma(ge_p3 out[8], const ge_p3 a[8], const int64_t a
     }
     p1p1_to_p3_8(&acc3, &t);
     store_p3_8(out, &acc3);
+}
+
+/* recode_fixed for the eight lanes at once: index[i] = |digit_i| * scale (+ lane where
+ * add_lane), bit j of neg[i] set where lane j's digit is positive (negate_positive) or
+ * negative (otherwise). The same digits as recode_fixed, branch-free in vectors. */
+IFMA_TARGET static void recode_lanes(int64_t index[][8], __mmask8 neg[], const sc v[8], int w,
+                                     int windows, int64_t scale, int add_lane,
+                                     int negate_positive) {
+    __m512i limb[4];
+    for (int l = 0; l < 4; l++)
+        limb[l] = _mm512_setr_epi64((long long)v[0].v[l], (long long)v[1].v[l],
+                                    (long long)v[2].v[l], (long long)v[3].v[l],
+                                    (long long)v[4].v[l], (long long)v[5].v[l],
+                                    (long long)v[6].v[l], (long long)v[7].v[l]);
+    const __m512i mask = _mm512_set1_epi64((1LL << w) - 1), radix = _mm512_set1_epi64(1LL << w);
+    const __m512i half = _mm512_set1_epi64(1LL << (w - 1)), one = _mm512_set1_epi64(1);
+    const __m512i zero = _mm512_setzero_si512(), vscale = _mm512_set1_epi64(scale);
+    const __m512i lanes = add_lane ? _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7) : zero;
+    __m512i carry = zero;
+    for (int i = 0; i < windows; i++) {
+        int pos = i * w, idx = pos / 64, bit = pos % 64;
+        __m512i buf = idx < 4 ? _mm512_srlv_epi64(limb[idx], _mm512_set1_epi64(bit)) : zero;
+        if (bit > 64 - w && idx + 1 < 4) {
+            __m512i next = _mm512_sllv_epi64(limb[idx + 1], _mm512_set1_epi64(64 - bit));
+            buf = _mm512_or_si512(buf, next);
+        }
+        __m512i d = _mm512_add_epi64(_mm512_and_si512(buf, mask), carry);
+        __mmask8 borrow = _mm512_cmpgt_epu64_mask(d, half); /* digit d - 2^w < 0 (or 0) */
+        carry = _mm512_maskz_mov_epi64(borrow, one);
+        __m512i magnitude = _mm512_mask_sub_epi64(d, borrow, radix, d);
+        __mmask8 nonzero = _mm512_test_epi64_mask(magnitude, magnitude);
+        neg[i] = (__mmask8)((negate_positive ? ~borrow : borrow) & nonzero);
+        _mm512_store_si512((void *)index[i], _mm512_madd52lo_epu64(lanes, magnitude, vscale));
+    }
 }
 
 void ge_double_scalarmult_base_x8(ge_p3 out[8], const ge_p3 a[8], const sc k[8], const sc s[8]) {
@@ -337,24 +441,9 @@ void ge_double_scalarmult_base_x8(ge_p3 out[8], const ge_p3 a[8], const sc k[8],
     _Alignas(64) int64_t a_index[A_WINDOWS][8];
     _Alignas(64) int64_t b_index[B_WINDOWS][8];
     __mmask8 a_neg[A_WINDOWS], b_neg[B_WINDOWS];
-    memset(a_neg, 0, sizeof a_neg);
-    memset(b_neg, 0, sizeof b_neg);
-    for (int j = 0; j < 8; j++) {
-        int da[A_WINDOWS], db[B_WINDOWS];
-        recode_fixed(da, &k[j], A_W, A_WINDOWS);
-        recode_fixed(db, &s[j], B_W, B_WINDOWS);
-        for (int w = 0; w < A_WINDOWS; w++) {
-            /* We add -d A: negate where d > 0. */
-            int d = da[w];
-            a_index[w][j] = (int64_t)(d < 0 ? -d : d) * 160 + j;
-            if (d > 0) a_neg[w] |= (__mmask8)(1u << j);
-        }
-        for (int w = 0; w < B_WINDOWS; w++) {
-            int d = db[w];
-            b_index[w][j] = (int64_t)(d < 0 ? -d : d) * 15;
-            if (d < 0) b_neg[w] |= (__mmask8)(1u << j);
-        }
-    }
+    /* We add -d A: negate where d > 0. */
+    recode_lanes(a_index, a_neg, k, A_W, A_WINDOWS, 160, 1, 1);
+    recode_lanes(b_index, b_neg, s, B_W, B_WINDOWS, 16, 0, 0);
     dsm_ifma(out, a, (const int64_t(*)[8])a_index, a_neg, (const int64_t(*)[8])b_index, b_neg);
 }
 
@@ -443,11 +532,8 @@ void ge_double_scalarmult_split(ge_p3 *out, const ge_split_table *table, const s
     memset(b_neg, 0, sizeof b_neg);
     for (int l = 0; l < 8; l++)
         for (int w = 0; w < SPLIT_DIGITS; w++) {
-            int d = da[SPLIT_DIGITS * l + w], e = db[SPLIT_DIGITS * l + w];
-            p_index[w][l] = (int64_t)(d < 0 ? -d : d) * 160 + l;
-            if (d < 0) p_neg[w] |= (__mmask8)(1u << l);
-            b_index[w][l] = (int64_t)(e < 0 ? -e : e) * 160 + l;
-            if (e < 0) b_neg[w] |= (__mmask8)(1u << l);
+            p_index[w][l] = digit_index(da[SPLIT_DIGITS * l + w], 160, l, &p_neg[w], l);
+            b_index[w][l] = digit_index(db[SPLIT_DIGITS * l + w], 160, l, &b_neg[w], l);
         }
     ge_p3 lanes[8];
     split_ifma(lanes, (const uint64_t(*)[20][8])table->t, (const int64_t(*)[8])p_index, p_neg,

@@ -12,6 +12,7 @@
 
 #include "ed25519_internal.h"
 #include "ge.h"
+#include "ge_x4.h"
 #include "ge_x8.h"
 #include "sc.h"
 #include "sha512.h"
@@ -29,9 +30,10 @@ void ed25519_challenge(sc *k, const uint8_t r[32], const uint8_t a[32], const ui
     sc_from_bytes_wide(k, h);
 }
 
-/* Everything after A is known, given the Straus table of -A (or, where split is not NULL,
- * its eight-lane table): [S]B - [k]A, then the rule. */
-static int verify_with_table(const ge_cached neg_a_table[GE_STRAUS_TABLE],
+/* Everything after A is known, given -A and the Straus table of -A (or, where split is not
+ * NULL, its eight-lane table; where neg_a_table is NULL, the four-lane path builds its own):
+ * [S]B - [k]A, then the rule. */
+static int verify_with_table(const ge_p3 *neg_a, const ge_cached *neg_a_table,
                              const ge_split_table *split, const uint8_t pk[32],
                              const uint8_t *msg, size_t msg_len, const uint8_t sig[64], int rule) {
     sc s, k;
@@ -42,6 +44,7 @@ static int verify_with_table(const ge_cached neg_a_table[GE_STRAUS_TABLE],
     sc_from_bytes(&s, sig + 32);
     ed25519_challenge(&k, sig, pk, msg, msg_len);
     if (split != NULL) ge_double_scalarmult_split(&p, split, &k, &s); /* p = S B - k A */
+    else if (neg_a_table == NULL) ge_double_scalarmult_x4(&p, neg_a, &k, &s);
     else ge_double_scalarmult_table(&p, neg_a_table, &k, &s);
     if (rule == TKA_RULE_COFACTORLESS) {
         uint8_t rcheck[32];
@@ -58,17 +61,15 @@ static int verify_with_table(const ge_cached neg_a_table[GE_STRAUS_TABLE],
     return ge_p3_is_identity(&p);
 }
 
-static void neg_table(ge_cached table[GE_STRAUS_TABLE], const ge_p3 *a) {
-    ge_p3 neg_a;
-    ge_p3_neg(&neg_a, a);
-    ge_straus_table(table, &neg_a);
-}
-
 int ed25519_verify_zip215_decoded(const ge_p3 *a, const uint8_t pk[32], const uint8_t *msg,
                                   size_t msg_len, const uint8_t sig[64]) {
+    ge_p3 neg_a;
+    ge_p3_neg(&neg_a, a);
+    if (ge_x4_available())
+        return verify_with_table(&neg_a, NULL, NULL, pk, msg, msg_len, sig, TKA_RULE_ZIP215);
     ge_cached table[GE_STRAUS_TABLE];
-    neg_table(table, a);
-    return verify_with_table(table, NULL, pk, msg, msg_len, sig, TKA_RULE_ZIP215);
+    ge_straus_table(table, &neg_a);
+    return verify_with_table(&neg_a, table, NULL, pk, msg, msg_len, sig, TKA_RULE_ZIP215);
 }
 
 /* Verifiers see the same few keys again and again (authority keys), so each thread keeps the
@@ -105,7 +106,8 @@ static const key_cache_entry *key_entry(const uint8_t pk[32]) {
     key_cache_entry *e = &key_cache[key_cache_next++ % KEY_CACHE_SIZE];
     memcpy(e->pk, pk, 32);
     ge_p3_neg(&e->neg_a, &a);
-    ge_straus_table(e->neg_a_table, &e->neg_a);
+    /* The four-lane path needs no scalar table (it builds its own in the lanes). */
+    if (!ge_x4_available()) ge_straus_table(e->neg_a_table, &e->neg_a);
     e->has_split = 0;
     e->valid = 1;
     return e;
@@ -120,6 +122,6 @@ int tka_verify(const uint8_t *pk, size_t pk_len, const uint8_t *msg, size_t msg_
     if (!sc_is_canonical(sig + 32)) return 0;
     const key_cache_entry *e = key_entry(pk);
     if (e == NULL) return 0;
-    return verify_with_table(e->neg_a_table, e->has_split ? &e->split : NULL, pk, msg, msg_len,
-                             sig, rule);
+    return verify_with_table(&e->neg_a, ge_x4_available() ? NULL : e->neg_a_table,
+                             e->has_split ? &e->split : NULL, pk, msg, msg_len, sig, rule);
 }

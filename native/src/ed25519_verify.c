@@ -14,6 +14,7 @@
 #include "ge.h"
 #include "ge_x4.h"
 #include "ge_x8.h"
+#include "lattice.h"
 #include "sc.h"
 #include "sha512.h"
 #include "tka_native.h"
@@ -61,6 +62,48 @@ static int verify_with_table(const ge_p3 *neg_a, const ge_cached *neg_a_table,
     return ge_p3_is_identity(&p);
 }
 
+/* y >= p in the low 255 bits: 2^255 - 19 .. 2^255 - 1. */
+static int y_is_non_canonical(const uint8_t enc[32]) {
+    if (enc[0] < 0xed || (enc[31] & 0x7f) != 0x7f) return 0;
+    for (int i = 1; i < 31; i++)
+        if (enc[i] != 0xff) return 0;
+    return 1;
+}
+
+/* A key seen for the first time (with the four-lane path): the equation runs with
+ * half-length scalars (lattice.h) over R's point, so R is decoded, together with A. Go's
+ * rule compares encode([S]B - [k]A) with R's bytes; that equals comparing the points when R's
+ * bytes are the canonical encoding of the point they decode to (y < p, no "-0") and can
+ * never hold otherwise, so those are refused first. */
+static int verify_decoded_pair(const ge_p3 *a, const ge_p3 *r, const uint8_t pk[32],
+                               const uint8_t *msg, size_t msg_len, const uint8_t sig[64],
+                               int rule) {
+    if (rule == TKA_RULE_COFACTORLESS &&
+        (y_is_non_canonical(sig) || ((sig[31] >> 7) && fe_is_zero(&r->X))))
+        return 0;
+    sc s, k, k1, k2, c;
+    int k2_negative;
+    sc_from_bytes(&s, sig + 32);
+    ed25519_challenge(&k, sig, pk, msg, msg_len);
+    if (!lattice_halve_challenge(&k1, &k2, &k2_negative, &k)) {
+        k1 = k; /* k1 = 1 k: the full-length equation */
+        memset(&k2, 0, sizeof k2);
+        k2.v[0] = 1;
+        k2_negative = 0;
+    }
+    /* [k2]([S]B - [k]A - R) = [k2 S]B - [k1]A - [k2]R; for k2 < 0 its negation, with |k2|. */
+    sc_mul(&c, &k2, &s);
+    ge_p3 a_term, neg_r, y;
+    if (k2_negative) a_term = *a;
+    else ge_p3_neg(&a_term, a);
+    ge_p3_neg(&neg_r, r);
+    int rc = ge_triple_scalarmult_x4(&y, &a_term, &k1, &neg_r, &k2, &c);
+    if (rc != 0) return rc;
+    if (rule == TKA_RULE_ZIP215)
+        for (int i = 0; i < 3; i++) ge_dbl_p3(&y, &y);
+    return ge_p3_is_identity(&y);
+}
+
 int ed25519_verify_zip215_decoded(const ge_p3 *a, const uint8_t pk[32], const uint8_t *msg,
                                   size_t msg_len, const uint8_t sig[64]) {
     ge_p3 neg_a;
@@ -90,8 +133,8 @@ typedef struct {
 static _Thread_local key_cache_entry key_cache[KEY_CACHE_SIZE];
 static _Thread_local unsigned key_cache_next;
 
-/* The cache entry for pk, or NULL if pk does not decode to a point. */
-static const key_cache_entry *key_entry(const uint8_t pk[32]) {
+/* The cache entry for pk, or NULL if it is not cached. */
+static const key_cache_entry *key_find(const uint8_t pk[32]) {
     for (int i = 0; i < KEY_CACHE_SIZE; i++) {
         key_cache_entry *e = &key_cache[i];
         if (!e->valid || memcmp(e->pk, pk, 32) != 0) continue;
@@ -101,11 +144,13 @@ static const key_cache_entry *key_entry(const uint8_t pk[32]) {
         }
         return e;
     }
-    ge_p3 a;
-    if (!ge_frombytes_lenient(&a, pk)) return NULL;
+    return NULL;
+}
+
+static const key_cache_entry *key_store(const uint8_t pk[32], const ge_p3 *a) {
     key_cache_entry *e = &key_cache[key_cache_next++ % KEY_CACHE_SIZE];
     memcpy(e->pk, pk, 32);
-    ge_p3_neg(&e->neg_a, &a);
+    ge_p3_neg(&e->neg_a, a);
     /* The four-lane path needs no scalar table (it builds its own in the lanes). */
     if (!ge_x4_available()) ge_straus_table(e->neg_a_table, &e->neg_a);
     e->has_split = 0;
@@ -120,8 +165,23 @@ int tka_verify(const uint8_t *pk, size_t pk_len, const uint8_t *msg, size_t msg_
     if (msg == NULL && msg_len != 0) return 0;
     /* Cheapest rejection first: a non-canonical S needs no point decoding. */
     if (!sc_is_canonical(sig + 32)) return 0;
-    const key_cache_entry *e = key_entry(pk);
-    if (e == NULL) return 0;
+    const key_cache_entry *e = key_find(pk);
+    if (e == NULL && ge_x4_available()) {
+        const uint8_t *encodings[4] = {pk, sig, pk, sig};
+        ge_p3 points[4];
+        int ok[4];
+        ge_frombytes_lenient_x4(points, ok, encodings);
+        if (!ok[0]) return 0;
+        (void)key_store(pk, &points[0]);
+        /* Every point has an encoding, so an R that decodes to none fails both rules. */
+        if (!ok[1]) return 0;
+        return verify_decoded_pair(&points[0], &points[1], pk, msg, msg_len, sig, rule);
+    }
+    if (e == NULL) {
+        ge_p3 a;
+        if (!ge_frombytes_lenient(&a, pk)) return 0;
+        e = key_store(pk, &a);
+    }
     return verify_with_table(&e->neg_a, ge_x4_available() ? NULL : e->neg_a_table,
                              e->has_split ? &e->split : NULL, pk, msg, msg_len, sig, rule);
 }

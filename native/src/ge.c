@@ -11,7 +11,7 @@
 #include "tka_native.h"
 
 /* Everything before the exponentiation: y, u = y^2 - 1, v = d y^2 + 1, v^3, and u v^7. */
-static void decode_prepare(fe *y, fe *u, fe *v, fe *v3, fe *uv7, const uint8_t s[32]) {
+void ge_decode_prepare(fe *y, fe *u, fe *v, fe *v3, fe *uv7, const uint8_t s[32]) {
     fe y2, v7;
     fe_frombytes(y, s);
     fe_sq(&y2, y);
@@ -26,8 +26,8 @@ static void decode_prepare(fe *y, fe *u, fe *v, fe *v3, fe *uv7, const uint8_t s
 }
 
 /* Given t = (u v^7)^((p-5)/8), finish: x = u v^3 t is sqrt(u/v) up to a factor sqrt(-1). */
-static int decode_finish(ge_p3 *p, const fe *y, const fe *u, const fe *v, const fe *v3,
-                         const fe *t, const uint8_t s[32]) {
+int ge_decode_finish(ge_p3 *p, const fe *y, const fe *u, const fe *v, const fe *v3,
+                     const fe *t, const uint8_t s[32]) {
     fe x, vxx;
     fe_mul(&x, u, v3);
     fe_mul(&x, &x, t);
@@ -51,19 +51,19 @@ static int decode_finish(ge_p3 *p, const fe *y, const fe *u, const fe *v, const 
 
 int ge_frombytes_lenient(ge_p3 *p, const uint8_t s[32]) {
     fe y, u, v, v3, uv7, t;
-    decode_prepare(&y, &u, &v, &v3, &uv7, s);
+    ge_decode_prepare(&y, &u, &v, &v3, &uv7, s);
     fe_pow22523(&t, &uv7);
-    return decode_finish(p, &y, &u, &v, &v3, &t, s);
+    return ge_decode_finish(p, &y, &u, &v, &v3, &t, s);
 }
 
 _Static_assert(FE_LANES * 2 == 8, "fe_pow22523_x8 runs two four-lane chains");
 
 void ge_frombytes_lenient_x8(ge_p3 *p, int *ok, const uint8_t *const *s) {
     fe y[8], u[8], v[8], v3[8], uv7[8], t[8];
-    for (int j = 0; j < 8; j++) decode_prepare(&y[j], &u[j], &v[j], &v3[j], &uv7[j], s[j]);
+    for (int j = 0; j < 8; j++) ge_decode_prepare(&y[j], &u[j], &v[j], &v3[j], &uv7[j], s[j]);
     fe_pow22523_x8(t, uv7);
     for (int j = 0; j < 8; j++)
-        ok[j] = decode_finish(&p[j], &y[j], &u[j], &v[j], &v3[j], &t[j], s[j]);
+        ok[j] = ge_decode_finish(&p[j], &y[j], &u[j], &v[j], &v3[j], &t[j], s[j]);
 }
 
 void ge_tobytes(uint8_t s[32], const ge_p3 *p) {

@@ -274,9 +274,65 @@ X4_TARGET static void base_table_init(void) {
     }
 }
 
-static void base_table_init_once(void) { base_table_init(); }
+/* [2^128]B's odd multiples +-[2^128]B, ..., +-127 [2^128]B, for the top half of a base scalar
+ * split at bit 128 (ge_triple_scalarmult_x4). */
+static _Alignas(32) uint64_t base128_table[X4_BASE_ODD][2][5][4];
+
+
+X4_TARGET static void base128_table_init(void) {
+    ge_p3 q, q2, cur;
+    ge_base_point(&q);
+    for (int i = 0; i < 128; i++) ge_dbl_p3(&q, &q);
+    ge_dbl_p3(&q2, &q);
+    cur = q;
+    for (int i = 0; i < X4_BASE_ODD; i++) {
+        fe4 pt, pos, neg;
+        x4_from_p3(&pt, &cur);
+        x4_to_cached(&pos, &neg, &pt);
+        x4_store(base128_table[i][0], &pos);
+        x4_store(base128_table[i][1], &neg);
+        ge_p3_add(&cur, &cur, &q2);
+    }
+}
+
+static void base_table_init_once(void) {
+    base_table_init();
+    base128_table_init();
+}
 
 #define X4_A_ODD 8 /* width-5 NAF: P, 3P, ..., 15P */
+
+/* P, 3P, ..., 15P in cached form, each with its negation. */
+X4_TARGET static void x4_odd_table(fe4 table[X4_A_ODD][2], const ge_p3 *p) {
+    fe4 pt, p2, cur, p2_cached, unused;
+    x4_from_p3(&pt, p);
+    x4_dbl(&p2, &pt);
+    x4_to_cached(&p2_cached, &unused, &p2);
+    cur = pt;
+    x4_to_cached(&table[0][0], &table[0][1], &cur);
+    for (int i = 1; i < X4_A_ODD; i++) {
+        x4_add(&cur, &cur, &p2_cached);
+        x4_to_cached(&table[i][0], &table[i][1], &cur);
+    }
+}
+
+X4_TARGET static inline void x4_add_digit(fe4 *acc, const fe4 table[X4_A_ODD][2], int d) {
+    if (d > 0) x4_add(acc, acc, &table[d / 2][0]);
+    else if (d < 0) x4_add(acc, acc, &table[(-d) / 2][1]);
+}
+
+X4_TARGET static inline void x4_add_base_digit(fe4 *acc, const uint64_t tab[][2][5][4], int d) {
+    if (d == 0) return;
+    fe4 entry;
+    x4_load(&entry, tab[(d > 0 ? d : -d) / 2][d < 0]);
+    x4_add(acc, acc, &entry);
+}
+
+X4_TARGET static void x4_identity(fe4 *acc) {
+    ge_p3 identity;
+    ge_p3_identity(&identity);
+    x4_from_p3(acc, &identity);
+}
 
 X4_TARGET static void double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a,
                                            const sc *b) {
@@ -289,33 +345,84 @@ X4_TARGET static void double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc 
         ge_p3_identity(out);
         return;
     }
-    /* The table of odd multiples of P, each with its negation. */
-    fe4 pt, p2, cur, table[X4_A_ODD][2], p2_cached, unused;
-    x4_from_p3(&pt, p);
-    x4_dbl(&p2, &pt);
-    x4_to_cached(&p2_cached, &unused, &p2);
-    cur = pt;
-    x4_to_cached(&table[0][0], &table[0][1], &cur);
-    for (int i = 1; i < X4_A_ODD; i++) {
-        x4_add(&cur, &cur, &p2_cached);
-        x4_to_cached(&table[i][0], &table[i][1], &cur);
-    }
-    fe4 acc, entry;
-    ge_p3 identity;
-    ge_p3_identity(&identity);
-    x4_from_p3(&acc, &identity);
+    fe4 table[X4_A_ODD][2], acc;
+    x4_odd_table(table, p);
+    x4_identity(&acc);
     for (int i = top; i >= 0; i--) {
         x4_dbl(&acc, &acc);
-        int d = anaf[i];
-        if (d > 0) x4_add(&acc, &acc, &table[d / 2][0]);
-        else if (d < 0) x4_add(&acc, &acc, &table[(-d) / 2][1]);
-        d = bnaf[i];
-        if (d != 0) {
-            x4_load(&entry, base_table[(d > 0 ? d : -d) / 2][d < 0]);
-            x4_add(&acc, &acc, &entry);
-        }
+        x4_add_digit(&acc, table, anaf[i]);
+        x4_add_base_digit(&acc, base_table, bnaf[i]);
     }
     x4_to_p3(out, &acc);
+}
+
+X4_TARGET static void triple_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a,
+                                           const ge_p3 *q, const sc *b, const sc *c) {
+    pthread_once(&base_table_once, base_table_init_once);
+    int8_t anaf[256], bnaf[256], lo_naf[256], hi_naf[256];
+    sc c_lo = {{c->v[0], c->v[1], 0, 0}}, c_hi = {{c->v[2], c->v[3], 0, 0}};
+    int top = sc_naf(anaf, a, 5), t;
+    if ((t = sc_naf(bnaf, b, 5)) > top) top = t;
+    if ((t = sc_naf(lo_naf, &c_lo, 8)) > top) top = t;
+    if ((t = sc_naf(hi_naf, &c_hi, 8)) > top) top = t;
+    if (top < 0) {
+        ge_p3_identity(out);
+        return;
+    }
+    fe4 ptable[X4_A_ODD][2], qtable[X4_A_ODD][2], acc;
+    x4_odd_table(ptable, p);
+    x4_odd_table(qtable, q);
+    x4_identity(&acc);
+    for (int i = top; i >= 0; i--) {
+        x4_dbl(&acc, &acc);
+        x4_add_digit(&acc, ptable, anaf[i]);
+        x4_add_digit(&acc, qtable, bnaf[i]);
+        x4_add_base_digit(&acc, base_table, lo_naf[i]);
+        x4_add_base_digit(&acc, base128_table, hi_naf[i]);
+    }
+    x4_to_p3(out, &acc);
+}
+
+/* Four independent z^((p-5)/8), one per lane (the chain of ge.h's fe_pow22523). */
+X4_TARGET static void fe4_sqn(fe4 *h, const fe4 *f, int n) {
+    fe4_sq(h, f);
+    for (int i = 1; i < n; i++) fe4_sq(h, h);
+}
+
+X4_TARGET static void pow22523_x4(fe out[4], const fe z[4]) {
+    fe4 x, z2, z9, z11, t, z5, z10, z20, z50, z100;
+    X4_UNROLL
+    for (int k = 0; k < 5; k++)
+        x.v[k] = _mm256_set_epi64x((long long)z[3].v[k], (long long)z[2].v[k],
+                                   (long long)z[1].v[k], (long long)z[0].v[k]);
+    fe4_carry(&x);
+    fe4_sq(&z2, &x);
+    fe4_sqn(&t, &z2, 2);
+    fe4_mul(&z9, &t, &x);
+    fe4_mul(&z11, &z9, &z2);
+    fe4_sq(&t, &z11);
+    fe4_mul(&z5, &t, &z9);
+    fe4_sqn(&t, &z5, 5);
+    fe4_mul(&z10, &t, &z5);
+    fe4_sqn(&t, &z10, 10);
+    fe4_mul(&z20, &t, &z10);
+    fe4_sqn(&t, &z20, 20);
+    fe4_mul(&t, &t, &z20);
+    fe4_sqn(&t, &t, 10);
+    fe4_mul(&z50, &t, &z10);
+    fe4_sqn(&t, &z50, 50);
+    fe4_mul(&z100, &t, &z50);
+    fe4_sqn(&t, &z100, 100);
+    fe4_mul(&t, &t, &z100);
+    fe4_sqn(&t, &t, 50);
+    fe4_mul(&t, &t, &z50); /* 2^250 - 1 */
+    fe4_sqn(&t, &t, 2);
+    fe4_mul(&t, &t, &x); /* 2^252 - 3 */
+    _Alignas(32) uint64_t lanes[4];
+    for (int k = 0; k < 5; k++) {
+        _mm256_store_si256((__m256i *)(void *)lanes, t.v[k]);
+        for (int j = 0; j < 4; j++) out[j].v[k] = lanes[j];
+    }
 }
 
 int ge_x4_available(void) {
@@ -337,9 +444,34 @@ void ge_double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const sc *
     ge_double_scalarmult_table(out, table, a, b);
 }
 
+int ge_triple_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const ge_p3 *q,
+                            const sc *b, const sc *c) {
+    if (ge_x4_available()) {
+        triple_scalarmult_x4(out, p, a, q, b, c);
+        return 0;
+    }
+    const ge_p3 points[2] = {*p, *q};
+    const sc scalars[2] = {*a, *b};
+    return ge_straus_vartime(out, points, scalars, 2, c);
+}
+
+void fe_pow22523_x4(fe out[4], const fe z[4]) {
+    if (ge_x4_available()) pow22523_x4(out, z);
+    else fe_pow22523_lanes(out, z);
+}
+
 #else /* not x86-64 GCC/Clang: the scalar code */
 
 int ge_x4_available(void) { return 0; }
+
+int ge_triple_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const ge_p3 *q,
+                            const sc *b, const sc *c) {
+    const ge_p3 points[2] = {*p, *q};
+    const sc scalars[2] = {*a, *b};
+    return ge_straus_vartime(out, points, scalars, 2, c);
+}
+
+void fe_pow22523_x4(fe out[4], const fe z[4]) { fe_pow22523_lanes(out, z); }
 
 void ge_double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const sc *b) {
     ge_cached table[GE_STRAUS_TABLE];
@@ -348,3 +480,12 @@ void ge_double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const sc *
 }
 
 #endif
+
+_Static_assert(FE_LANES == 4, "the fallback of fe_pow22523_x4 is four interleaved chains");
+
+void ge_frombytes_lenient_x4(ge_p3 p[4], int ok[4], const uint8_t *const s[4]) {
+    fe y[4], u[4], v[4], v3[4], uv7[4], t[4];
+    for (int j = 0; j < 4; j++) ge_decode_prepare(&y[j], &u[j], &v[j], &v3[j], &uv7[j], s[j]);
+    fe_pow22523_x4(t, uv7);
+    for (int j = 0; j < 4; j++) ok[j] = ge_decode_finish(&p[j], &y[j], &u[j], &v[j], &v3[j], &t[j], s[j]);
+}

@@ -17,4 +17,18 @@ int ge_x4_available(void);
  * ge_x4_available() is 0. */
 void ge_double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const sc *b);
 
+/* out = [a]P + [b]Q + [c]B, for a verification equation with half-length scalars
+ * (lattice.h): P and Q any curve points, a and b < 2^255 (the loop runs as long as the
+ * longest), c < 2^256, whose halves at bit 128 use tables of B and [2^128]B. Returns 0, or
+ * TKA_ERR_NOMEM from the scalar fallback. */
+int ge_triple_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const ge_p3 *q,
+                            const sc *b, const sc *c);
+
+/* out[j] = z[j]^((p-5)/8) for four independent z, one per lane (interleaved scalar chains
+ * where the lanes are unavailable). */
+void fe_pow22523_x4(fe out[4], const fe z[4]);
+
+/* ge_frombytes_lenient of four encodings, their square roots in one four-lane chain. */
+void ge_frombytes_lenient_x4(ge_p3 p[4], int ok[4], const uint8_t *const s[4]);
+
 #endif

@@ -94,6 +94,12 @@ void sc_wide_muladd128(sc_wide *acc, const sc *a, const sc *b) {
     }
 }
 
+void sc_mul(sc *r, const sc *a, const sc *b) {
+    sc_wide product;
+    mp_mul(product.v, a->v, 4, b->v, 4);
+    sc_reduce_wide(r, &product);
+}
+
 int sc_is_zero(const sc *a) { return (a->v[0] | a->v[1] | a->v[2] | a->v[3]) == 0; }
 
 void sc_negate(sc *r, const sc *a) {

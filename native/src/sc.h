@@ -17,6 +17,8 @@ void sc_from_bytes_wide(sc *r, const uint8_t s[64]);
 void sc_reduce_wide(sc *r, const sc_wide *x);
 /* acc += a * b, where a < 2^128 (limbs 2, 3 zero) and b < 2^256; acc must stay < 2^512. */
 void sc_wide_muladd128(sc_wide *acc, const sc *a, const sc *b);
+/* r = a * b mod L (a, b < 2^256). */
+void sc_mul(sc *r, const sc *a, const sc *b);
 /* r = -a mod L (a < L). */
 void sc_negate(sc *r, const sc *a);
 int sc_is_zero(const sc *a);

@@ -1,15 +1,19 @@
-/* The four-lane double-scalar multiplication (ge_x4.c, single verification with a key seen
- * once) against the scalar Straus code: random and edge scalars, random points, small-order
- * points from every small-order encoding (canonical or not), and mixed-order points; then
- * tka_verify verdicts for new keys against the same verdicts computed without the lanes.
- * ctest runs it as is and with TKA_NATIVE_NO_IFMA=1 (then both sides are the scalar code). */
+/* The four-lane code (ge_x4.c, single verification with a key seen once) against the scalar
+ * code: the double- and triple-scalar multiplications with random and edge scalars, random
+ * points, small-order points from every small-order encoding (canonical or not), and
+ * mixed-order points; the four-lane decoding against ge_frombytes_lenient; then tka_verify
+ * verdicts for new, repeated and cached keys against verdicts computed here from the
+ * definitions of both rules, on signatures whose A and R carry small-order parts and whose R
+ * comes in non-canonical encodings. ctest runs it as is and with TKA_NATIVE_NO_IFMA=1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ed25519_internal.h"
 #include "ge.h"
 #include "ge_x4.h"
 #include "sc.h"
+#include "tka_native.h"
 
 static int failures = 0;
 #define CHECK(cond)                                                                  \
@@ -102,6 +106,151 @@ static void check_one(const ge_p3 *p, const sc *a, const sc *b) {
     CHECK(fe_equal(&xy, &tz));
 }
 
+static void check_triple(const ge_p3 *p, const sc *a, const ge_p3 *q, const sc *b, const sc *c) {
+    ge_p3 got, want;
+    CHECK(ge_triple_scalarmult_x4(&got, p, a, q, b, c) == 0);
+    const ge_p3 points[2] = {*p, *q};
+    const sc scalars[2] = {*a, *b};
+    CHECK(ge_straus_vartime(&want, points, scalars, 2, c) == 0);
+    CHECK(same_point(&got, &want));
+}
+
+/* A short scalar (the lattice halves are about 128 bits; the loop must also handle longer). */
+static void short_scalar(sc *r, int bits) {
+    random_scalar(r, 5);
+    for (int i = 0; i < 4; i++) {
+        int lo = 64 * i;
+        if (bits <= lo) r->v[i] = 0;
+        else if (bits < lo + 64) r->v[i] &= (1ULL << (bits - lo)) - 1;
+    }
+}
+
+static void check_decode_x4(void) {
+    for (int round = 0; round < 200; round++) {
+        uint8_t enc[4][32];
+        const uint8_t *ptrs[4];
+        for (int j = 0; j < 4; j++) {
+            if (rnd64() % 3 == 0) unhex(enc[j], SMALL_HEX[rnd64() % N_SMALL]);
+            else rnd_bytes(enc[j], 32); /* about half do not decode */
+            ptrs[j] = enc[j];
+        }
+        ge_p3 got[4];
+        int ok[4];
+        ge_frombytes_lenient_x4(got, ok, ptrs);
+        for (int j = 0; j < 4; j++) {
+            ge_p3 want;
+            int want_ok = ge_frombytes_lenient(&want, enc[j]);
+            CHECK(ok[j] == want_ok);
+            if (ok[j] && want_ok) {
+                CHECK(same_point(&got[j], &want));
+                CHECK(fe_equal(&got[j].Z, &FE_ONE));
+            }
+        }
+    }
+}
+
+/* s = r + k a mod L. */
+static void sc_muladd(sc *s, const sc *k, const sc *a, const sc *r) {
+    sc ka;
+    sc_mul(&ka, k, a);
+    sc_wide w;
+    memset(&w, 0, sizeof w);
+    unsigned __int128 carry = 0;
+    for (int i = 0; i < 4; i++) {
+        carry += (unsigned __int128)ka.v[i] + r->v[i];
+        w.v[i] = (uint64_t)carry;
+        carry >>= 64;
+    }
+    w.v[4] = (uint64_t)carry;
+    sc_reduce_wide(s, &w);
+}
+
+static void base_mul(ge_p3 *out, const sc *a) {
+    CHECK(ge_straus_vartime(out, NULL, NULL, 0, a) == 0);
+}
+
+/* Both rules from their definitions, with the scalar code. */
+static int reference_verdict(const uint8_t pk[32], const uint8_t *msg, size_t len,
+                             const uint8_t sig[64], int rule) {
+    ge_p3 a, r, p;
+    if (!sc_is_canonical(sig + 32) || !ge_frombytes_lenient(&a, pk)) return 0;
+    sc s, k;
+    sc_from_bytes(&s, sig + 32);
+    ed25519_challenge(&k, sig, pk, msg, len);
+    ge_p3 neg_a;
+    ge_p3_neg(&neg_a, &a);
+    scalar_ref(&p, &neg_a, &k, &s); /* [S]B - [k]A */
+    if (rule == TKA_RULE_COFACTORLESS) {
+        uint8_t enc[32];
+        ge_tobytes(enc, &p);
+        return memcmp(enc, sig, 32) == 0;
+    }
+    if (!ge_frombytes_lenient(&r, sig)) return 0;
+    ge_p3 neg_r;
+    ge_p3_neg(&neg_r, &r);
+    ge_p3_add(&p, &p, &neg_r);
+    for (int i = 0; i < 3; i++) ge_dbl_p3(&p, &p);
+    return ge_p3_is_identity(&p);
+}
+
+/* Signatures with A = [a]B + T_A and R = [r]B + T_R (T small order, R sometimes given by one
+ * of the small-order encodings, canonical or not), S = r + k a: ZIP-215 accepts all of them,
+ * the cofactorless rule those where T_R = -[k]T_A and R's bytes are canonical. Then broken
+ * copies. Each key is new to tka_verify's cache the first time, then repeated. */
+static void check_verdicts(const ge_p3 small[N_SMALL]) {
+    int accepted[2] = {0, 0}, total = 0;
+    for (int round = 0; round < 600; round++) {
+        sc a, r, k, s;
+        random_scalar(&a, 5);
+        random_scalar(&r, 5);
+        ge_p3 pa, pr;
+        base_mul(&pa, &a);
+        base_mul(&pr, &r);
+        if (round % 3 != 0 && round >= 16) ge_p3_add(&pa, &pa, &small[rnd64() % N_SMALL]);
+        uint8_t pk[32], sig[64], msg[40];
+        ge_tobytes(pk, &pa);
+        int kind = round < 16 ? 0 : (int)(rnd64() % 4);
+        if (kind == 0) {
+            /* R small order: r = 0 (first every encoding with a torsion-free A, so that the
+             * equation holds and only the encoding can refuse) */
+            unhex(sig, SMALL_HEX[round < 16 ? round % N_SMALL : rnd64() % N_SMALL]);
+            memset(&r, 0, sizeof r);
+        } else {
+            if (kind == 1) ge_p3_add(&pr, &pr, &small[rnd64() % N_SMALL]);
+            ge_tobytes(sig, &pr);
+        }
+        size_t len = (size_t)(rnd64() % sizeof msg);
+        rnd_bytes(msg, len);
+        ed25519_challenge(&k, sig, pk, msg, len);
+        sc_muladd(&s, &k, &a, &r);
+        uint8_t sb[64];
+        memset(sb, 0, sizeof sb);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 8; j++) sb[8 * i + j] = (uint8_t)(s.v[i] >> (8 * j));
+        memcpy(sig + 32, sb, 32);
+        if (round >= 16 && rnd64() % 4 == 0) { /* a broken copy: one bit of R, S or the message */
+            int where = (int)(rnd64() % 3);
+            if (where == 0) sig[rnd64() % 32] ^= (uint8_t)(1u << (rnd64() % 8));
+            else if (where == 1) sig[32 + rnd64() % 31] ^= (uint8_t)(1u << (rnd64() % 8));
+            else if (len > 0) msg[rnd64() % len] ^= 1;
+        }
+        /* Each rule meets the key first (the new-key path) in every other round. */
+        for (int step = 0; step < 2; step++) {
+            int rule = (round + step) % 2;
+            int want = reference_verdict(pk, msg, len, sig, rule);
+            accepted[rule] += want;
+            /* New key, then the same key again (cached), then once more (split table). */
+            for (int rep = 0; rep < 3; rep++) CHECK(tka_verify(pk, 32, msg, len, sig, 64, rule) == want);
+        }
+        total++;
+    }
+    printf("verdicts: %d signatures, ZIP-215 accepted %d, cofactorless %d\n", total, accepted[0],
+           accepted[1]);
+    /* The cases must be mixed for the comparison to mean anything. */
+    CHECK(accepted[0] > total / 2 && accepted[0] < total);
+    CHECK(accepted[1] > total / 8 && accepted[1] < accepted[0]);
+}
+
 int main(void) {
     printf("four-lane path: %s\n", ge_x4_available() ? "AVX-512 IFMA" : "scalar fallback");
     ge_p3 small[N_SMALL];
@@ -125,6 +274,31 @@ int main(void) {
         random_scalar(&b, round < 40 ? (round / 5) % 5 : 5 + (int)(rnd64() % 4));
         check_one(&p, &a, &b);
     }
+    for (int round = 0; round < 300; round++) {
+        ge_p3 p, q;
+        random_point(&p);
+        random_point(&q);
+        if (round % 5 == 1) p = small[rnd64() % N_SMALL];
+        if (round % 5 == 2) q = small[rnd64() % N_SMALL];
+        if (round % 5 == 3) q = p;
+        sc a, b, c;
+        if (round < 25) {
+            random_scalar(&a, round % 5);
+            random_scalar(&b, (round / 5) % 5);
+            random_scalar(&c, 5 + round % 4);
+        } else {
+            short_scalar(&a, 1 + (int)(rnd64() % 140));
+            short_scalar(&b, 1 + (int)(rnd64() % 140));
+            random_scalar(&c, 5);
+            if (round % 7 == 0) { /* 2^253 <= c < 2^255 (the reference's limit): a long top half */
+                memset(c.v + 2, 0xff, 16);
+                c.v[3] >>= 1;
+            }
+        }
+        check_triple(&p, &a, &q, &b, &c);
+    }
+    check_decode_x4();
+    check_verdicts(small);
     if (failures) {
         fprintf(stderr, "%d failure(s)\n", failures);
         return 1;

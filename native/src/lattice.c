@@ -1,0 +1,126 @@
+/*
+ * lattice.h: the extended Euclidean algorithm on (8L, k), stopped halfway.
+ *
+ * The remainders r_i and cofactors t_i keep r_i = t_i k (mod 8L), and |t_i| r_(i-1) <= 8L.
+ * At the first r_i below 2^128 the previous remainder is at least 2^128, so |t_i| < 2^127:
+ * (k1, k2) = (r_i, t_i). When t_i is even, one more step gives an odd t_(i+1) (consecutive
+ * cofactors are coprime), still short unless r_i is unusually small (then |t_(i+1)| is up
+ * to 8L / r_i: longer, still correct).
+ *
+ * Values are 256-bit, little-endian limbs; cofactors are two's complement (|t| < 2^255).
+ * Quotients are estimated in double precision from the leading bits and corrected by at
+ * most a few subtractions; the rare step whose quotient exceeds 2^40 gives up instead.
+ */
+#include "lattice.h"
+
+#include <string.h>
+
+typedef struct {
+    uint64_t v[4];
+} u256;
+
+__extension__ typedef unsigned __int128 lattice_u128;
+
+/* 8L. */
+static const u256 EIGHT_L = {{0xc09318d2e7ae9f68ULL, 0xa6f7cef517bce6b2ULL, 0, 0x8000000000000000ULL}};
+
+static int bit_length(const u256 *a) {
+    for (int i = 3; i >= 0; i--)
+        if (a->v[i] != 0) return 64 * i + 64 - __builtin_clzll(a->v[i]);
+    return 0;
+}
+
+static int less_than(const u256 *a, const u256 *b) {
+    for (int i = 3; i >= 0; i--)
+        if (a->v[i] != b->v[i]) return a->v[i] < b->v[i];
+    return 0;
+}
+
+static void sub_in_place(u256 *a, const u256 *b) {
+    uint64_t borrow = 0;
+    for (int i = 0; i < 4; i++) {
+        uint64_t x = a->v[i], y = b->v[i];
+        uint64_t d = x - y - borrow;
+        borrow = (x < y) | ((x == y) & borrow);
+        a->v[i] = d;
+    }
+}
+
+/* a -= q b, modulo 2^256. */
+static void sub_multiple(u256 *a, const u256 *b, uint64_t q) {
+    u256 prod;
+    uint64_t carry = 0;
+    for (int i = 0; i < 4; i++) {
+        lattice_u128 p = (lattice_u128)b->v[i] * q + carry;
+        prod.v[i] = (uint64_t)p;
+        carry = (uint64_t)(p >> 64);
+    }
+    sub_in_place(a, &prod);
+}
+
+/* Bits [shift, shift + 128) of a. */
+static lattice_u128 bits_from(const u256 *a, int shift) {
+    lattice_u128 r = 0;
+    for (int i = 3; i >= 0; i--) {
+        int pos = 64 * i - shift; /* where limb i lands */
+        if (pos >= 128 || pos <= -64) continue;
+        if (pos >= 0) r |= (lattice_u128)a->v[i] << pos;
+        else r |= (lattice_u128)(a->v[i] >> -pos);
+    }
+    return r;
+}
+
+/* (r0, t0) -= q (r1, t1) with q = floor(r0 / r1), r0 >= r1 > 0. 0 if q is too large. */
+static int division_step(u256 *r0, u256 *t0, const u256 *r1, const u256 *t1) {
+    int n0 = bit_length(r0), n1 = bit_length(r1);
+    int spread = n0 - n1;
+    if (spread > 40) return 0;
+    if (spread > 1) {
+        /* Leading bits: b has 64 significant bits (or all of r1), a at most 104. */
+        int shift = n1 > 64 ? n1 - 64 : 0;
+        double a = (double)bits_from(r0, shift);
+        double b = (double)(uint64_t)bits_from(r1, shift);
+        uint64_t q = (uint64_t)(a / (b + 1.0));
+        if (q > 0) q--; /* an underestimate despite rounding */
+        sub_multiple(r0, r1, q);
+        sub_multiple(t0, t1, q);
+    }
+    while (!less_than(r0, r1)) {
+        sub_in_place(r0, r1);
+        sub_in_place(t0, t1);
+    }
+    return 1;
+}
+
+static int is_negative(const u256 *t) { return (int)(t->v[3] >> 63); }
+
+static void negate(u256 *t) {
+    u256 zero = {{0, 0, 0, 0}};
+    sub_in_place(&zero, t);
+    *t = zero;
+}
+
+int lattice_halve_challenge(sc *k1, sc *k2_abs, int *k2_negative, const sc *k) {
+    u256 r0 = EIGHT_L, r1, t0 = {{0, 0, 0, 0}}, t1 = {{1, 0, 0, 0}};
+    memcpy(r1.v, k->v, sizeof r1.v);
+    while (bit_length(&r1) > 128) {
+        if (!division_step(&r0, &t0, &r1, &t1)) return 0;
+        u256 r = r0, t = t0;
+        r0 = r1;
+        t0 = t1;
+        r1 = r;
+        t1 = t;
+    }
+    if ((t1.v[0] & 1) == 0) {
+        /* One more step: t0 - q t1 is odd because t0 and t1 are coprime. */
+        if (bit_length(&r1) == 0 || !division_step(&r0, &t0, &r1, &t1)) return 0;
+        r1 = r0;
+        t1 = t0;
+    }
+    int negative = is_negative(&t1);
+    if (negative) negate(&t1);
+    memcpy(k1->v, r1.v, sizeof k1->v);
+    memcpy(k2_abs->v, t1.v, sizeof k2_abs->v);
+    *k2_negative = negative;
+    return 1;
+}

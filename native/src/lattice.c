@@ -78,7 +78,8 @@ static int division_step(u256 *r0, u256 *t0, const u256 *r1, const u256 *t1) {
     if (spread > 1) {
         /* Leading bits: b has 64 significant bits (or all of r1), a at most 104. */
         int shift = n1 > 64 ? n1 - 64 : 0;
-        double a = (double)bits_from(r0, shift);
+        lattice_u128 top = bits_from(r0, shift);
+        double a = (double)(uint64_t)(top >> 64) * 0x1p64 + (double)(uint64_t)top;
         double b = (double)(uint64_t)bits_from(r1, shift);
         uint64_t q = (uint64_t)(a / (b + 1.0));
         if (q > 0) q--; /* an underestimate despite rounding */

@@ -125,7 +125,10 @@ int sc_naf(int8_t naf[256], const sc *a, int w) {
         if (bit > 64 - w) buf |= x[idx + 1] << (64 - bit);
         uint64_t window = carry + (buf & mask);
         if ((window & 1) == 0) {
-            pos++;
+            /* Without a carry, a run of zero bits is all zero digits: skip it at once (the
+             * upper half of a 128-bit scalar is one step, not 128). */
+            if (carry == 0) pos += buf != 0 ? __builtin_ctzll(buf) : 64 - bit;
+            else pos++;
             continue;
         }
         if (window < width / 2) {

@@ -41,7 +41,7 @@ static int verify_with_table(const ge_p3 *neg_a, const ge_cached *neg_a_table,
     ge_p3 p;
     if (!sc_is_canonical(sig + 32)) return 0;
     ge_p3 r;
-    if (rule == TKA_RULE_ZIP215 && !ge_frombytes_lenient(&r, sig)) return 0;
+    if (rule == TKA_RULE_ZIP215 && !ge_x4_frombytes_lenient(&r, sig)) return 0;
     sc_from_bytes(&s, sig + 32);
     ed25519_challenge(&k, sig, pk, msg, msg_len);
     if (split != NULL) ge_double_scalarmult_split(&p, split, &k, &s); /* p = S B - k A */
@@ -49,7 +49,7 @@ static int verify_with_table(const ge_p3 *neg_a, const ge_cached *neg_a_table,
     else ge_double_scalarmult_table(&p, neg_a_table, &k, &s);
     if (rule == TKA_RULE_COFACTORLESS) {
         uint8_t rcheck[32];
-        ge_tobytes(rcheck, &p);
+        ge_x4_tobytes(rcheck, &p);
         return memcmp(rcheck, sig, 32) == 0;
     }
     /* ZIP-215: subtract R, then clear the cofactor before the identity test. */

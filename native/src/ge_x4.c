@@ -389,40 +389,63 @@ X4_TARGET static void fe4_sqn(fe4 *h, const fe4 *f, int n) {
     for (int i = 1; i < n; i++) fe4_sq(h, h);
 }
 
-X4_TARGET static void pow22523_x4(fe out[4], const fe z[4]) {
-    fe4 x, z2, z9, z11, t, z5, z10, z20, z50, z100;
+/* t = x^(2^250 - 1) and x^11 (the shared prefix of inversion and square root), lane-wise. */
+X4_TARGET static void fe4_pow2_250_1(fe4 *t, fe4 *z11, const fe4 *x) {
+    fe4 z2, z9, z5, z10, z20, z50, z100;
+    fe4_sq(&z2, x);
+    fe4_sqn(t, &z2, 2);
+    fe4_mul(&z9, t, x);
+    fe4_mul(z11, &z9, &z2);
+    fe4_sq(t, z11);
+    fe4_mul(&z5, t, &z9);
+    fe4_sqn(t, &z5, 5);
+    fe4_mul(&z10, t, &z5);
+    fe4_sqn(t, &z10, 10);
+    fe4_mul(&z20, t, &z10);
+    fe4_sqn(t, &z20, 20);
+    fe4_mul(t, t, &z20);
+    fe4_sqn(t, t, 10);
+    fe4_mul(&z50, t, &z10);
+    fe4_sqn(t, &z50, 50);
+    fe4_mul(&z100, t, &z50);
+    fe4_sqn(t, &z100, 100);
+    fe4_mul(t, t, &z100);
+    fe4_sqn(t, t, 50);
+    fe4_mul(t, t, &z50);
+}
+
+X4_TARGET static void fe4_from_lanes(fe4 *x, const fe z[4]) {
     X4_UNROLL
     for (int k = 0; k < 5; k++)
-        x.v[k] = _mm256_set_epi64x((long long)z[3].v[k], (long long)z[2].v[k],
-                                   (long long)z[1].v[k], (long long)z[0].v[k]);
-    fe4_carry(&x);
-    fe4_sq(&z2, &x);
-    fe4_sqn(&t, &z2, 2);
-    fe4_mul(&z9, &t, &x);
-    fe4_mul(&z11, &z9, &z2);
-    fe4_sq(&t, &z11);
-    fe4_mul(&z5, &t, &z9);
-    fe4_sqn(&t, &z5, 5);
-    fe4_mul(&z10, &t, &z5);
-    fe4_sqn(&t, &z10, 10);
-    fe4_mul(&z20, &t, &z10);
-    fe4_sqn(&t, &z20, 20);
-    fe4_mul(&t, &t, &z20);
-    fe4_sqn(&t, &t, 10);
-    fe4_mul(&z50, &t, &z10);
-    fe4_sqn(&t, &z50, 50);
-    fe4_mul(&z100, &t, &z50);
-    fe4_sqn(&t, &z100, 100);
-    fe4_mul(&t, &t, &z100);
-    fe4_sqn(&t, &t, 50);
-    fe4_mul(&t, &t, &z50); /* 2^250 - 1 */
-    fe4_sqn(&t, &t, 2);
-    fe4_mul(&t, &t, &x); /* 2^252 - 3 */
+        x->v[k] = _mm256_set_epi64x((long long)z[3].v[k], (long long)z[2].v[k],
+                                    (long long)z[1].v[k], (long long)z[0].v[k]);
+    fe4_carry(x);
+}
+
+X4_TARGET static void fe4_to_lanes(fe out[4], const fe4 *t) {
     _Alignas(32) uint64_t lanes[4];
     for (int k = 0; k < 5; k++) {
-        _mm256_store_si256((__m256i *)(void *)lanes, t.v[k]);
+        _mm256_store_si256((__m256i *)(void *)lanes, t->v[k]);
         for (int j = 0; j < 4; j++) out[j].v[k] = lanes[j];
     }
+}
+
+X4_TARGET static void pow22523_x4(fe out[4], const fe z[4]) {
+    fe4 x, t, z11;
+    fe4_from_lanes(&x, z);
+    fe4_pow2_250_1(&t, &z11, &x);
+    fe4_sqn(&t, &t, 2);
+    fe4_mul(&t, &t, &x); /* 2^252 - 3 */
+    fe4_to_lanes(out, &t);
+}
+
+X4_TARGET static void invert_x4(fe out[4], const fe z[4]) {
+    fe4 x, t, z11;
+    fe4_from_lanes(&x, z);
+    fe4_pow2_250_1(&t, &z11, &x);
+    fe4_sqn(&t, &t, 5);
+    fe4_mul(&t, &t, &z11); /* 2^255 - 21 */
+    fe4_to_lanes(out, &t);
 }
 
 int ge_x4_available(void) {
@@ -460,6 +483,28 @@ void fe_pow22523_x4(fe out[4], const fe z[4]) {
     else fe_pow22523_lanes(out, z);
 }
 
+int ge_x4_frombytes_lenient(ge_p3 *p, const uint8_t s[32]) {
+    if (!ge_x4_available()) return ge_frombytes_lenient(p, s);
+    fe y, u, v, v3, uv7[4], t[4];
+    ge_decode_prepare(&y, &u, &v, &v3, &uv7[0], s);
+    uv7[1] = uv7[2] = uv7[3] = uv7[0];
+    pow22523_x4(t, uv7);
+    return ge_decode_finish(p, &y, &u, &v, &v3, &t[0], s);
+}
+
+void ge_x4_tobytes(uint8_t s[32], const ge_p3 *p) {
+    if (!ge_x4_available()) {
+        ge_tobytes(s, p);
+        return;
+    }
+    fe z[4] = {p->Z, p->Z, p->Z, p->Z}, zinv[4], x, y;
+    invert_x4(zinv, z);
+    fe_mul(&x, &p->X, &zinv[0]);
+    fe_mul(&y, &p->Y, &zinv[0]);
+    fe_tobytes(s, &y);
+    s[31] ^= (uint8_t)(fe_is_negative(&x) << 7);
+}
+
 #else /* not x86-64 GCC/Clang: the scalar code */
 
 int ge_x4_available(void) { return 0; }
@@ -472,6 +517,10 @@ int ge_triple_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const ge_p3
 }
 
 void fe_pow22523_x4(fe out[4], const fe z[4]) { fe_pow22523_lanes(out, z); }
+
+int ge_x4_frombytes_lenient(ge_p3 *p, const uint8_t s[32]) { return ge_frombytes_lenient(p, s); }
+
+void ge_x4_tobytes(uint8_t s[32], const ge_p3 *p) { ge_tobytes(s, p); }
 
 void ge_double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const sc *b) {
     ge_cached table[GE_STRAUS_TABLE];

@@ -62,14 +62,6 @@ static int verify_with_table(const ge_p3 *neg_a, const ge_cached *neg_a_table,
     return ge_p3_is_identity(&p);
 }
 
-/* y >= p in the low 255 bits: 2^255 - 19 .. 2^255 - 1. */
-static int y_is_non_canonical(const uint8_t enc[32]) {
-    if (enc[0] < 0xed || (enc[31] & 0x7f) != 0x7f) return 0;
-    for (int i = 1; i < 31; i++)
-        if (enc[i] != 0xff) return 0;
-    return 1;
-}
-
 /* A key seen for the first time (with the four-lane path): the equation runs with
  * half-length scalars (lattice.h) over R's point, so R is decoded, together with A. Go's
  * rule compares encode([S]B - [k]A) with R's bytes; that equals comparing the points when R's
@@ -78,19 +70,12 @@ static int y_is_non_canonical(const uint8_t enc[32]) {
 static int verify_decoded_pair(const ge_p3 *a, const ge_p3 *r, const uint8_t pk[32],
                                const uint8_t *msg, size_t msg_len, const uint8_t sig[64],
                                int rule) {
-    if (rule == TKA_RULE_COFACTORLESS &&
-        (y_is_non_canonical(sig) || ((sig[31] >> 7) && fe_is_zero(&r->X))))
-        return 0;
+    if (rule == TKA_RULE_COFACTORLESS && !ge_is_canonical_encoding(sig, r)) return 0;
     sc s, k, k1, k2, c;
     int k2_negative;
     sc_from_bytes(&s, sig + 32);
     ed25519_challenge(&k, sig, pk, msg, msg_len);
-    if (!lattice_halve_challenge(&k1, &k2, &k2_negative, &k)) {
-        k1 = k; /* k1 = 1 k: the full-length equation */
-        memset(&k2, 0, sizeof k2);
-        k2.v[0] = 1;
-        k2_negative = 0;
-    }
+    (void)lattice_halve_challenge(&k1, &k2, &k2_negative, &k);
     /* [k2]([S]B - [k]A - R) = [k2 S]B - [k1]A - [k2]R; for k2 < 0 its negation, with |k2|. */
     sc_mul(&c, &k2, &s);
     ge_p3 a_term, neg_r, y;

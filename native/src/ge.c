@@ -66,6 +66,14 @@ void ge_frombytes_lenient_x8(ge_p3 *p, int *ok, const uint8_t *const *s) {
         ok[j] = ge_decode_finish(&p[j], &y[j], &u[j], &v[j], &v3[j], &t[j], s[j]);
 }
 
+int ge_is_canonical_encoding(const uint8_t s[32], const ge_p3 *decoded) {
+    /* y >= p: 2^255 - 19 .. 2^255 - 1 in the low 255 bits. */
+    int y_high = s[0] >= 0xed && (s[31] & 0x7f) == 0x7f;
+    for (int i = 1; i < 31 && y_high; i++) y_high = s[i] == 0xff;
+    if (y_high) return 0;
+    return !((s[31] >> 7) && fe_is_zero(&decoded->X)); /* no "-0" */
+}
+
 void ge_tobytes(uint8_t s[32], const ge_p3 *p) {
     fe zinv, x, y;
     fe_invert(&zinv, &p->Z);

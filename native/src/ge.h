@@ -158,6 +158,11 @@ int ge_frombytes_lenient(ge_p3 *p, const uint8_t s[32]);
 /* The same for 8 encodings at once (the square roots run interleaved, or in AVX-512 IFMA
  * lanes where available); ok[j] is 1 or 0. */
 void ge_frombytes_lenient_x8(ge_p3 *p, int *ok, const uint8_t *const *s);
+/* 1 if s is exactly ge_tobytes of the point it decoded to (decoded = ge_frombytes_lenient's
+ * result): y < p and no "-0" (x = 0 with the sign bit set). Comparing points then equals
+ * comparing encodings, as Go's cofactorless rule does with R. */
+int ge_is_canonical_encoding(const uint8_t s[32], const ge_p3 *decoded);
+
 /* The two halves of decoding around its exponentiation t = uv7^((p-5)/8), for the versions
  * that raise several encodings' uv7 at once in vector lanes (ge_x4.c). */
 void ge_decode_prepare(fe *y, fe *u, fe *v, fe *v3, fe *uv7, const uint8_t s[32]);

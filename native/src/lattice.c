@@ -101,7 +101,7 @@ static void negate(u256 *t) {
     *t = zero;
 }
 
-int lattice_halve_challenge(sc *k1, sc *k2_abs, int *k2_negative, const sc *k) {
+static int halve(sc *k1, sc *k2_abs, int *k2_negative, const sc *k) {
     u256 r0 = EIGHT_L, r1, t0 = {{0, 0, 0, 0}}, t1 = {{1, 0, 0, 0}};
     memcpy(r1.v, k->v, sizeof r1.v);
     while (bit_length(&r1) > 128) {
@@ -120,8 +120,18 @@ int lattice_halve_challenge(sc *k1, sc *k2_abs, int *k2_negative, const sc *k) {
     }
     int negative = is_negative(&t1);
     if (negative) negate(&t1);
+    if (bit_length(&t1) > 252) return 0; /* never seen; keeps every caller's scalar < 2^253 */
     memcpy(k1->v, r1.v, sizeof k1->v);
     memcpy(k2_abs->v, t1.v, sizeof k2_abs->v);
     *k2_negative = negative;
     return 1;
+}
+
+int lattice_halve_challenge(sc *k1, sc *k2_abs, int *k2_negative, const sc *k) {
+    if (halve(k1, k2_abs, k2_negative, k)) return 1;
+    *k1 = *k; /* k1 = 1 k: the full-length equation */
+    memset(k2_abs, 0, sizeof *k2_abs);
+    k2_abs->v[0] = 1;
+    *k2_negative = 0;
+    return 0;
 }

@@ -11,10 +11,10 @@
 
 #include "sc.h"
 
-/* k < L. On success returns 1 and writes k1 >= 0 and |k2| and whether k2 < 0: k1 < 2^128,
- * and |k2| < 2^127 about two times in three, a few bits longer almost always, < 2^255 always.
- * Returns 0 in the rare case the reduction meets a long division it does not handle (a
- * quotient above 2^40); the caller then uses k itself. */
+/* k < L. Writes k1 >= 0, |k2| and whether k2 < 0, always a valid pair. Returns 1 when they
+ * are halves: k1 < 2^128, and |k2| < 2^127 about two times in three, a few bits longer almost
+ * always, < 2^253 always. Returns 0 in the rare case the reduction meets a long division it
+ * does not handle (a quotient above 2^40): then k1 = k and k2 = 1. */
 int lattice_halve_challenge(sc *k1, sc *k2_abs, int *k2_negative, const sc *k);
 
 #endif

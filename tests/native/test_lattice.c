@@ -62,7 +62,12 @@ static int longest = 0, over_136 = 0;
 static int check_k(const sc *k) {
     sc k1, k2;
     int negative = -1;
-    if (!lattice_halve_challenge(&k1, &k2, &negative, k)) return 0;
+    if (!lattice_halve_challenge(&k1, &k2, &negative, k)) {
+        /* Declined: the full-length pair (k, 1), which the caller uses as it is. */
+        CHECK(memcmp(&k1, k, sizeof k1) == 0);
+        CHECK(k2.v[0] == 1 && k2.v[1] == 0 && k2.v[2] == 0 && k2.v[3] == 0 && negative == 0);
+        return 0;
+    }
     CHECK(negative == 0 || negative == 1);
     CHECK(k2.v[0] & 1);
     CHECK(bits(&k1) <= 128);

@@ -8,8 +8,10 @@
  * to 8L / r_i: longer, still correct).
  *
  * Values are 256-bit, little-endian limbs; cofactors are two's complement (|t| < 2^255).
- * Quotients are estimated in double precision from the leading bits and corrected by at
- * most a few subtractions; the rare step whose quotient exceeds 2^40 gives up instead.
+ * Most steps run in Lehmer rounds on the leading 62 bits (lehmer_round); the rest, near
+ * 2^128 or where a round cannot decide, are single division steps whose quotient is
+ * estimated in double precision and corrected by a few subtractions. The rare step whose
+ * quotient exceeds 2^40 gives up instead.
  */
 #include "lattice.h"
 
@@ -58,6 +60,14 @@ static void sub_multiple(u256 *a, const u256 *b, uint64_t q) {
     sub_in_place(a, &prod);
 }
 
+static int is_negative(const u256 *t) { return (int)(t->v[3] >> 63); }
+
+static void negate(u256 *t) {
+    u256 zero = {{0, 0, 0, 0}};
+    sub_in_place(&zero, t);
+    *t = zero;
+}
+
 /* Bits [shift, shift + 128) of a. */
 static lattice_u128 bits_from(const u256 *a, int shift) {
     lattice_u128 r = 0;
@@ -93,18 +103,81 @@ static int division_step(u256 *r0, u256 *t0, const u256 *r1, const u256 *t1) {
     return 1;
 }
 
-static int is_negative(const u256 *t) { return (int)(t->v[3] >> 63); }
+/* out = a x + b y mod 2^256 (exact where the true value is in range). */
+static void combine(u256 *out, int64_t a, const u256 *x, int64_t b, const u256 *y) {
+    u256 sum = {{0, 0, 0, 0}};
+    /* sum -= (-a) x for a >= 0 is sum += a x: subtract the negated multiple either way. */
+    if (a >= 0) {
+        sub_multiple(&sum, x, (uint64_t)a);
+        negate(&sum);
+    } else {
+        sub_multiple(&sum, x, (uint64_t)0 - (uint64_t)a);
+    }
+    if (b >= 0) {
+        u256 t = {{0, 0, 0, 0}};
+        sub_multiple(&t, y, (uint64_t)b);
+        sub_in_place(&sum, &t);
+    } else {
+        sub_multiple(&sum, y, (uint64_t)0 - (uint64_t)b);
+    }
+    *out = sum;
+}
 
-static void negate(u256 *t) {
-    u256 zero = {{0, 0, 0, 0}};
-    sub_in_place(&zero, t);
-    *t = zero;
+/* Lehmer's round (Knuth's Algorithm L): the Euclidean steps that the leading 62 bits of
+ * (r0, r1) determine, run on single words and applied to both pairs at once as one 2x2
+ * matrix. It stops where a quotient is uncertain, and before the remainder could drop below
+ * 2^130 (the exact steps near 2^128 are left to division_step). Returns 0 if it did nothing.
+ * Requires r0 >= r1 and bit_length(r0) > 128. */
+static int lehmer_round(u256 *r0, u256 *t0, u256 *r1, u256 *t1) {
+    /* x, y < 2^62 and the cofactors a..d stay within 2^62 in magnitude (they are bounded by
+     * the leading word), so every sum below fits an int64 and products wrap harmlessly. */
+    int shift = bit_length(r0) - 62;
+    if (130 - shift > 61) return 0; /* too close to 2^128 for a round to make progress */
+    const uint64_t low62 = ((uint64_t)1 << 62) - 1;
+    int64_t x = (int64_t)((uint64_t)bits_from(r0, shift) & low62);
+    int64_t y = (int64_t)((uint64_t)bits_from(r1, shift) & low62);
+    const int64_t floor_y = shift >= 130 ? 0 : (int64_t)1 << (130 - shift); /* <= 2^61 */
+    int64_t a = 1, b = 0, c = 0, d = 1;
+    int steps = 0;
+    for (;;) {
+        int64_t yc = y + c, yd = y + d, xa = x + a, xb = x + b;
+        if (yc <= 0 || yd <= 0 || xa < 0 || xb < 0) break;
+        uint64_t q = (uint64_t)xa / (uint64_t)yc;
+        if (q != (uint64_t)xb / (uint64_t)yd) break;
+        int64_t y_next = (int64_t)((uint64_t)x - q * (uint64_t)y);
+        int64_t slack = (c < 0 ? -c : c) + (d < 0 ? -d : d);
+        if (slack >= ((int64_t)1 << 62) || y_next < floor_y + slack) break;
+        int64_t t = (int64_t)((uint64_t)a - q * (uint64_t)c);
+        a = c;
+        c = t;
+        t = (int64_t)((uint64_t)b - q * (uint64_t)d);
+        b = d;
+        d = t;
+        x = y;
+        y = y_next;
+        steps++;
+    }
+    if (steps == 0 || b == 0) return 0;
+    u256 nr0, nr1, nt0, nt1;
+    combine(&nr0, a, r0, b, r1);
+    combine(&nr1, c, r0, d, r1);
+    /* Any doubt (it should not happen): leave the steps to division_step. */
+    if (less_than(&nr0, &nr1) || bit_length(&nr1) <= 128 || is_negative(&nr0) || is_negative(&nr1))
+        return 0;
+    combine(&nt0, a, t0, b, t1);
+    combine(&nt1, c, t0, d, t1);
+    *r0 = nr0;
+    *r1 = nr1;
+    *t0 = nt0;
+    *t1 = nt1;
+    return 1;
 }
 
 static int halve(sc *k1, sc *k2_abs, int *k2_negative, const sc *k) {
     u256 r0 = EIGHT_L, r1, t0 = {{0, 0, 0, 0}}, t1 = {{1, 0, 0, 0}};
     memcpy(r1.v, k->v, sizeof r1.v);
     while (bit_length(&r1) > 128) {
+        if (lehmer_round(&r0, &t0, &r1, &t1)) continue;
         if (!division_step(&r0, &t0, &r1, &t1)) return 0;
         u256 r = r0, t = t0;
         r0 = r1;

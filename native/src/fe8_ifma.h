@@ -1,7 +1,8 @@
 /*
  * The AVX-512 IFMA eight-lane field primitives (radix 2^51, one field element per lane of
- * five 512-bit vectors), shared by fe_ifma.c (square roots, Pippenger buckets) and ge_ifma.c
- * (eight-lane double-scalar multiplication). Include only under
+ * five 512-bit vectors), shared by fe_ifma.c (square roots, Pippenger buckets) and ge_x8.c
+ * (eight-lane double-scalar multiplication), and the 8x8 word transpose both use to turn
+ * eight records (table rows, buckets) into limb vectors and back. Include only under
  * `defined(__x86_64__) && defined(__GNUC__)`; call only when fe_ifma_available().
  *
  * Bounds: fe8_mul/fe8_sq inputs must have limbs < 2^52 (IFMA reads 52 bits), and fe8_sq's
@@ -128,6 +129,27 @@ IFMA_TARGET FE8_INLINE void fe8_sub(fe8 *h, const fe8 *f, const fe8 *g) {
     for (int k = 0; k < 5; k++)
         h->v[k] = _mm512_sub_epi64(_mm512_add_epi64(f->v[k], k == 0 ? p4_0 : p4_k), g->v[k]);
     fe8_carry(h);
+}
+
+/* rows[j] (eight limbs of lane j) -> cols[k] (limb k of every lane): an 8x8 transpose of
+ * 64-bit words in three shuffle stages (its own inverse). */
+IFMA_TARGET FE8_INLINE void transpose_8x8(__m512i cols[8], const __m512i rows[8]) {
+    const __m512i pick_0_1 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i pick_2_3 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    __m512i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) { /* t[i]: words 0 2 4 6 of rows i, i+1; t[i+1]: 1 3 5 7 */
+        t[i] = _mm512_unpacklo_epi64(rows[i], rows[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi64(rows[i], rows[i + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) /* u[h+o]: words o, 4+o of rows h..h+3; u[h+2+o]: 2+o, 6+o */
+        for (int o = 0; o < 2; o++) {
+            u[h + o] = _mm512_permutex2var_epi64(t[h + o], pick_0_1, t[h + 2 + o]);
+            u[h + 2 + o] = _mm512_permutex2var_epi64(t[h + o], pick_2_3, t[h + 2 + o]);
+        }
+    for (int k = 0; k < 4; k++) {
+        cols[k] = _mm512_shuffle_i64x2(u[k], u[4 + k], 0x44);
+        cols[k + 4] = _mm512_shuffle_i64x2(u[k], u[4 + k], 0xee);
+    }
 }
 
 #endif

@@ -72,41 +72,59 @@ IFMA_TARGET static void pow22523_x8_ifma(fe out[8], const fe in[8]) {
 
 /* ---- Pippenger bucket additions, eight buckets at a time ---- */
 
-IFMA_TARGET static inline void fe8_gather(fe8 *h, const uint64_t *base, __m512i index) {
-    IFMA_UNROLL
-    for (int k = 0; k < 5; k++)
-        h->v[k] = _mm512_i64gather_epi64(_mm512_add_epi64(index, _mm512_set1_epi64(k)),
-                                         (const void *)base, 8);
+/* Words 0..limbs-1 of eight records (lane j at base + offset[j]) as word vectors: unaligned
+ * row loads and transposes, masked at the end so nothing past a record is read. */
+IFMA_TARGET static inline void load_records_8(__m512i *words, const uint64_t *base,
+                                              const long long offset[8], int limbs) {
+    for (int b = 0; 8 * b < limbs; b++) {
+        int left = limbs - 8 * b;
+        __mmask8 m = left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1);
+        __m512i rows[8];
+        for (int j = 0; j < 8; j++)
+            rows[j] = _mm512_maskz_loadu_epi64(m, (const void *)(base + offset[j] + 8 * b));
+        transpose_8x8(words + 8 * b, rows);
+    }
 }
 
-IFMA_TARGET static inline void fe8_scatter(uint64_t *base, __m512i index, const fe8 *h) {
-    IFMA_UNROLL
-    for (int k = 0; k < 5; k++)
-        _mm512_i64scatter_epi64((void *)base, _mm512_add_epi64(index, _mm512_set1_epi64(k)),
-                                h->v[k], 8);
+/* The inverse: word vectors back into eight records (the transpose is its own inverse). */
+IFMA_TARGET static inline void store_records_8(uint64_t *base, const long long offset[8],
+                                               const __m512i *words, int limbs) {
+    for (int b = 0; 8 * b < limbs; b++) {
+        int left = limbs - 8 * b;
+        __mmask8 m = left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1);
+        __m512i cols[8], rows[8];
+        for (int k = 0; k < 8; k++) cols[k] = k < left ? words[8 * b + k] : _mm512_setzero_si512();
+        transpose_8x8(rows, cols);
+        for (int j = 0; j < 8; j++) _mm512_mask_storeu_epi64((void *)(base + offset[j] + 8 * b), m, rows[j]);
+    }
 }
 
 IFMA_TARGET static void bucket_madd8_ifma(ge_p3 *buckets, const uint32_t bucket_index[8],
                                           const ge_niels *points, const uint32_t point_index[8],
                                           uint8_t negate_mask) {
-    /* ge_p3 is 20 limbs (X, Y, Z, T), ge_niels 15 (y+x, y-x, 2dxy). */
-    const uint64_t *bbase = (const uint64_t *)(const void *)buckets;
+    /* ge_p3 is 20 limbs (X, Y, Z, T), ge_niels 15 (y+x, y-x, 2dxy). Records are loaded as
+     * rows and transposed into limb vectors (gathers and scatters are several times
+     * slower), and the eight distinct buckets written back the same way. */
+    uint64_t *bbase = (uint64_t *)(void *)buckets;
     const uint64_t *pbase = (const uint64_t *)(const void *)points;
     long long bi[8], pi[8];
     for (int j = 0; j < 8; j++) {
         bi[j] = (long long)bucket_index[j] * 20;
         pi[j] = (long long)point_index[j] * 15;
     }
-    const __m512i bidx = _mm512_loadu_si512((const void *)bi);
-    const __m512i pidx = _mm512_loadu_si512((const void *)pi);
+    __m512i bw[24], pw[16];
+    load_records_8(bw, bbase, bi, 20);
+    load_records_8(pw, pbase, pi, 15);
     fe8 X, Y, Z, T, qp, qm, qxy;
-    fe8_gather(&X, bbase, bidx);
-    fe8_gather(&Y, bbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(5)));
-    fe8_gather(&Z, bbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(10)));
-    fe8_gather(&T, bbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(15)));
-    fe8_gather(&qp, pbase, pidx);
-    fe8_gather(&qm, pbase, _mm512_add_epi64(pidx, _mm512_set1_epi64(5)));
-    fe8_gather(&qxy, pbase, _mm512_add_epi64(pidx, _mm512_set1_epi64(10)));
+    for (int k = 0; k < 5; k++) {
+        X.v[k] = bw[k];
+        Y.v[k] = bw[5 + k];
+        Z.v[k] = bw[10 + k];
+        T.v[k] = bw[15 + k];
+        qp.v[k] = pw[k];
+        qm.v[k] = pw[5 + k];
+        qxy.v[k] = pw[10 + k];
+    }
     /* Subtracting q = adding -q: swap y+x and y-x, negate 2dxy, lane by lane. */
     if (negate_mask != 0) {
         fe8 zero, neg_xy;
@@ -134,11 +152,13 @@ IFMA_TARGET static void bucket_madd8_ifma(ge_p3 *buckets, const uint32_t bucket_
     fe8_mul(&Y, &G, &H);
     fe8_mul(&Z, &F, &G);
     fe8_mul(&T, &E, &H);
-    uint64_t *wbase = (uint64_t *)(void *)buckets;
-    fe8_scatter(wbase, bidx, &X);
-    fe8_scatter(wbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(5)), &Y);
-    fe8_scatter(wbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(10)), &Z);
-    fe8_scatter(wbase, _mm512_add_epi64(bidx, _mm512_set1_epi64(15)), &T);
+    for (int k = 0; k < 5; k++) {
+        bw[k] = X.v[k];
+        bw[5 + k] = Y.v[k];
+        bw[10 + k] = Z.v[k];
+        bw[15 + k] = T.v[k];
+    }
+    store_records_8(bbase, bi, bw, 20);
 }
 
 void ge_bucket_madd8(ge_p3 *buckets, const uint32_t bucket_index[8], const ge_niels *points,

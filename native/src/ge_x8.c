@@ -252,27 +252,6 @@ IFMA_TARGET FE8_INLINE void add_niels_8(p1p1_8 *r, const p3_8 *p, const niels_8 
     add_finish_8(r, &a, &b, &c, &d, neg);
 }
 
-/* rows[j] (eight limbs of lane j) -> cols[k] (limb k of every lane): an 8x8 transpose of
- * 64-bit words in three shuffle stages. */
-IFMA_TARGET FE8_INLINE void transpose_8x8(__m512i cols[8], const __m512i rows[8]) {
-    const __m512i pick_0_1 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
-    const __m512i pick_2_3 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-    __m512i t[8], u[8];
-    for (int i = 0; i < 8; i += 2) { /* t[i]: words 0 2 4 6 of rows i, i+1; t[i+1]: 1 3 5 7 */
-        t[i] = _mm512_unpacklo_epi64(rows[i], rows[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi64(rows[i], rows[i + 1]);
-    }
-    for (int h = 0; h < 8; h += 4) /* u[h+o]: words o, 4+o of rows h..h+3; u[h+2+o]: 2+o, 6+o */
-        for (int o = 0; o < 2; o++) {
-            u[h + o] = _mm512_permutex2var_epi64(t[h + o], pick_0_1, t[h + 2 + o]);
-            u[h + 2 + o] = _mm512_permutex2var_epi64(t[h + o], pick_2_3, t[h + 2 + o]);
-        }
-    for (int k = 0; k < 4; k++) {
-        cols[k] = _mm512_shuffle_i64x2(u[k], u[4 + k], 0x44);
-        cols[k + 4] = _mm512_shuffle_i64x2(u[k], u[4 + k], 0xee);
-    }
-}
-
 /* Limbs 8b..8b+7 of lane j's row (base + offset[j], 64-byte aligned) for b < blocks, as limb
  * vectors: loads and transposes, several times cheaper than gathering each limb. */
 IFMA_TARGET FE8_INLINE void fetch_rows_8(__m512i *limbs, const uint64_t *base,

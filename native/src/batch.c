@@ -23,6 +23,7 @@
 #include "ge.h"
 #include "sc.h"
 #include "sha512_x8.h"
+#include "straus_x8.h"
 #include "tka_native.h"
 
 #define LEAF_SIZE 4          /* ranges this small are settled by single verification */
@@ -191,7 +192,8 @@ static int check_range(batch_ctx *ctx, size_t lo, size_t hi, ge_p3 *sum_out) {
     ge_p3 sum, part;
     int rc;
     if (hi - lo <= SMALL_RANGE) { /* then also ntouched <= SMALL_RANGE */
-        /* Few terms: one Straus pass over R, A and B terms together beats Pippenger. */
+        /* Few terms: one Straus pass over R, A and B terms together beats Pippenger (in
+         * eight IFMA lanes where available: straus_x8.c). */
         size_t m = hi - lo;
         for (size_t i = 0; i < m; i++) {
             niels_to_p3(&ctx->small_points[i], &ctx->r_niels[lo + i]);
@@ -201,8 +203,7 @@ static int check_range(batch_ctx *ctx, size_t lo, size_t hi, ge_p3 *sum_out) {
             ctx->small_points[m + j] = ctx->a_points[j];
             ctx->small_scalars[m + j] = ctx->a_scalars[j];
         }
-        rc = ge_straus_vartime(&sum, ctx->small_points, ctx->small_scalars, m + ntouched,
-                               &b_scalar);
+        rc = ge_straus_x8(&sum, ctx->small_points, ctx->small_scalars, m + ntouched, &b_scalar);
         if (rc != 0) return rc;
         *sum_out = sum;
         return cleared_is_identity(&sum);

@@ -52,7 +52,10 @@ def main() -> None:
         f.write(b"TKAP" + struct.pack("<I", COUNT) + trusted.public)
         for node_key, nks in peers:
             f.write(node_key + struct.pack("<I", len(nks)) + nks)
-    print(f"wrote {out}/signatures.bin, fresh.bin and peers.bin ({COUNT:,}, {FRESH:,}, {COUNT:,})", file=sys.stderr)
+    print(
+        f"wrote {out}/signatures.bin, fresh.bin and peers.bin ({COUNT:,}, {FRESH:,}, {COUNT:,})",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -21,28 +21,27 @@ with its error messages) into a `PeerTable`, whose current window of packed peer
 one `verifier.peers.verify_peers_packed` call every 16,384 peers and then dropped, keeping each
 peer's node key, line and name, the failures, the warnings (C names the forgeable wrapping
 keys) and the authorized rotation signatures, which the key-rotation rule needs once the whole
-netmap is known. The reports are then written peer by peer to a stream (`write_human`,
-`write_json`, `write_html`). A status document is one JSON value and is parsed whole (the
-standard library has no streaming JSON reader), then judged the same way.
+netmap is known. The reports are then written to a stream a batch of peers at a time
+(`write_human`, `write_json`, `write_html`): the peers that are authorized without a warning
+(nearly all) are filled into one %-format of the whole batch, with no Python step each. A
+status document is one JSON value and is parsed whole (the standard library has no streaming
+JSON reader), then judged the same way.
 """
 
 from __future__ import annotations
 
 import binascii
-import html
 import string
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from itertools import accumulate, islice
-from json.encoder import encode_basestring_ascii as _json_str
+from itertools import accumulate, chain, islice, pairwise
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from signer.authority_dir import open_authority_dir
-from signer.render import clip_input
-from signer.status_json import NodeStatus
+from signer.echo import clip_input
 from verifier.authority import Authority
 from verifier.errors import DecodeError, StorageError
 from verifier.fields import Frozen
@@ -59,6 +58,14 @@ from verifier.peers import (
 )
 from verifier.state import State
 from verifier.textforms import format_aum_hash, format_tlpub, parse_node_public
+
+try:  # what json.encoder itself uses, without loading the json package at start-up
+    from _json import encode_basestring_ascii as _json_str
+except ImportError:  # pragma: no cover (an interpreter without the accelerator)
+    from json.encoder import encode_basestring_ascii as _json_str
+
+if TYPE_CHECKING:
+    from signer.status_json import NodeStatus
 
 _HEX_CHARS = string.hexdigits
 _HEX_BYTES = _HEX_CHARS.encode()
@@ -200,14 +207,24 @@ class PeerTable:
         if not block.isascii():
             return [self.name(i) for i in range(start, stop)]
         text, base = block.decode("ascii"), ends[start]
-        return [text[ends[i] - base : ends[i + 1] - base] for i in range(start, stop)]
+        return [text[a - base : b - base] for a, b in pairwise(ends[start : stop + 1])]
 
-    def node_key_texts(self, start: int, stop: int) -> list[str]:
-        """`nodekey:<hex>` of each judged peer in [start, stop), hex-encoded in one call."""
+    def name_bytes(self, start: int, stop: int) -> bytes:
+        """The names of the peers in [start, stop), UTF-8, concatenated."""
+        return bytes(self._names[self._name_ends[start] : self._name_ends[stop]])
+
+    def node_key_hexes(self, start: int, stop: int) -> list[str]:
+        """The hex digits of the node key of each peer in [start, stop), in one call."""
+        if start >= stop:
+            return []
         if stop > len(self._keys) // 32:
-            return ["nodekey:" + self.node_key(i).hex() for i in range(start, stop)]
-        digits = self._keys[32 * start : 32 * stop].hex()
-        return ["nodekey:" + digits[64 * i : 64 * i + 64] for i in range(stop - start)]
+            return [self.node_key(i).hex() for i in range(start, stop)]
+        return self._keys[32 * start : 32 * stop].hex(" ", 32).split(" ")
+
+    def node_flags(self, start: int, stop: int) -> bytes | None:
+        """What the node decided of each peer in [start, stop) (one byte each, see
+        `node_visible`), or None without node verdicts."""
+        return None if self._node is None else bytes(self._node[start:stop])
 
     def node_visible(self, i: int) -> bool | None:
         if self._node is None or not self._node[i] & (_NODE_VISIBLE | _NODE_FILTERED):
@@ -573,7 +590,7 @@ def forgeable_warning(signature: bytes) -> str:
     return _forgeable_text(weak) if weak is not None else ""
 
 
-# -- reports, written peer by peer --------------------------------------------------------------
+# -- reports, written a batch of peers at a time ------------------------------------------------
 
 _BATCH = 2048  # peers per write
 
@@ -638,10 +655,39 @@ def _json_bool(value: bool) -> str:
 
 
 _NONE = _json_str("")
+# A batch of names made of _JSON_KEPT bytes only (what encode_basestring_ascii leaves as it
+# is: printable ASCII but `"` and `\`), or for a page without any of _HTML_ESCAPED (what
+# html.escape changes), is written as it is, without a call for each name.
+_JSON_KEPT = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+_HTML_ESCAPED = tuple(bytes([c]) for c in b"&<>\"'")
+# One peer of write_json up to its node key (the name quoted or not), then what follows it.
+_JSON_HEAD = '    {\n      "Line": %d,\n      "Name": %s,\n      "NodeKey": "nodekey:%s"%s'
+_JSON_HEAD_PLAIN = '    {\n      "Line": %d,\n      "Name": "%s",\n      "NodeKey": "nodekey:%s"%s'
+_HTML_ROW = "<tr class=%s><td>%s</td><td><code>nodekey:%s</code></td>%s"
+
+
+def _node_visible_of_flags(flags: int) -> bool | None:
+    """`PeerTable.node_visible` of a peer with these flags."""
+    return None if not flags & (_NODE_VISIBLE | _NODE_FILTERED) else bool(flags & _NODE_VISIBLE)
+
+
+def _special(report: AuditReport) -> list[int]:
+    """The peers that are not authorized or carry a warning, in order: the others are written
+    from one text each per node verdict."""
+    return sorted(report.reasons.keys() | report.forgeable.keys())
+
+
+def _formatted(template: str, separator: str, columns: Iterable[Iterable[object]],
+               count: int) -> str:
+    """`template` filled in with one row of `columns` for each of `count` rows, joined with
+    `separator`: one %-formatting of the whole batch, with no Python step per row."""
+    return separator.join([template] * count) % tuple(chain.from_iterable(zip(*columns,
+                                                                              strict=True)))
 
 
 def write_json(report: AuditReport, out: TextIO) -> None:
-    """The document `json.dumps(..., indent=2)` makes of the report, written peer by peer."""
+    """The document `json.dumps(..., indent=2)` makes of the report, written a batch of peers
+    at a time."""
     n = len(report)
     out.write(
         "{\n"
@@ -656,7 +702,6 @@ def write_json(report: AuditReport, out: TextIO) -> None:
         out.write('  "Peers": [\n')
         table, reasons, forgeable, exempt = report.table, report.reasons, report.forgeable, \
             report.exempt
-        lines = table.lines
         verdict_of = {None: "null", True: '"visible"', False: '"filtered"'}
         # What follows the node key of an authorized peer without a warning (nearly all of
         # them), for each node verdict: made once.
@@ -665,19 +710,17 @@ def write_json(report: AuditReport, out: TextIO) -> None:
             f'      "NodeVerdict": {text},\n      "Visible": true,\n      "Exempt": false\n    }}'
             for verdict, text in verdict_of.items()
         }
+        plain_of_flags = [plain[_node_visible_of_flags(f)] for f in range(256)]
+        special = _special(report)
         for start in range(0, n, _BATCH):
             stop = min(n, start + _BATCH)
-            batch: list[str] = []
-            for i, name, key in zip(range(start, stop), table.names(start, stop),
-                                    table.node_key_texts(start, stop), strict=True):
-                head = (f'    {{\n      "Line": {lines[i]},\n      "Name": {_json_str(name)},\n'
-                        f'      "NodeKey": "{key}"')
-                if i not in reasons and i not in forgeable:
-                    batch.append(head + plain[table.node_visible(i)])
-                    continue
+            flags = table.node_flags(start, stop)
+            tails = ([plain[None]] * (stop - start) if flags is None
+                     else list(map(plain_of_flags.__getitem__, flags)))
+            for i in special[bisect_left(special, start) : bisect_left(special, stop)]:
                 authorized = i not in reasons
-                batch.append(
-                    head + ",\n"
+                tails[i - start] = (
+                    ",\n"
                     f'      "Authorized": {_json_bool(authorized)},\n'
                     f'      "Reason": {_json_str(reasons[i]) if not authorized else _NONE},\n'
                     f'      "Forgeable": {_json_str(forgeable[i]) if i in forgeable else _NONE},\n'
@@ -686,7 +729,14 @@ def write_json(report: AuditReport, out: TextIO) -> None:
                     f'      "Exempt": {_json_bool(i in exempt)}\n'
                     "    }"
                 )
-            out.write(",\n".join(batch) + ("\n" if stop == n else ",\n"))
+            names = table.names(start, stop)
+            if table.name_bytes(start, stop).translate(None, _JSON_KEPT):
+                template, names = _JSON_HEAD, list(map(_json_str, names))
+            else:
+                template = _JSON_HEAD_PLAIN
+            out.write(_formatted(template, ",\n", (table.lines[start:stop], names,
+                                                    table.node_key_hexes(start, stop), tails),
+                                 stop - start) + ("\n" if stop == n else ",\n"))
         out.write("  ],\n")
     visible = n - len(report.reasons) + len(report.exempt)
     out.write(
@@ -698,10 +748,22 @@ def write_json(report: AuditReport, out: TextIO) -> None:
     )
 
 
+def _html_tail(verdict: str, reason: str, node: str, warning: str) -> str:
+    """A peer's row of write_html after its node key."""
+    from html import escape as e
+
+    return f"<td>{verdict}</td><td>{e(reason)}</td><td>{node}</td><td>{e(warning)}</td></tr>"
+
+
+def _html_node(node_visible: bool | None) -> str:
+    return "" if node_visible is None else "shows it" if node_visible else "filters it"
+
+
 def write_html(report: AuditReport, authority: Authority, out: TextIO) -> None:
     """One self-contained page (inline CSS, no scripts); every name is escaped, since peers'
     names come from the network."""
-    e = html.escape
+    from html import escape as e  # loaded only for a page
+
     table = report.table
     disagreements = report.disagreements
     keys = "".join(f"<li><code>{e(format_tlpub(k.public or b''))}</code> ({k.votes} votes)</li>"
@@ -718,27 +780,39 @@ def write_html(report: AuditReport, authority: Authority, out: TextIO) -> None:
         f"node.</p><h2>Trusted keys</h2><ul>{keys}</ul><h2>Peers</h2><table><tr><th>name</th>"
         "<th>node key</th><th>verdict</th><th>reason</th><th>the node</th><th>warning</th></tr>"
     )
+    # An authorized peer without a warning (nearly all of them) is kept: its row's class and
+    # what follows its node key depend only on the node's verdict.
+    state_of_flags, tail_of_flags = [], []
+    for f in range(256):
+        node_visible = _node_visible_of_flags(f)
+        state_of_flags.append("odd" if node_visible is False else "ok")
+        tail_of_flags.append(_html_tail("authorized", "", _html_node(node_visible), ""))
+    special = _special(report)
     n = len(report)
     for start in range(0, n, _BATCH):
         stop = min(n, start + _BATCH)
-        rows: list[str] = []
-        # A node key's text is `nodekey:` and hex digits: nothing to escape.
-        for i, name, key in zip(range(start, stop), table.names(start, stop),
-                                table.node_key_texts(start, stop), strict=True):
+        flags = table.node_flags(start, stop)
+        if flags is None:
+            states, tails = ["ok"] * (stop - start), [tail_of_flags[0]] * (stop - start)
+        else:
+            states = list(map(state_of_flags.__getitem__, flags))
+            tails = list(map(tail_of_flags.__getitem__, flags))
+        for i in special[bisect_left(special, start) : bisect_left(special, stop)]:
             visible = report.visible(i)
             node_visible = table.node_visible(i)
-            state = "odd" if node_visible is not None and node_visible != visible else (
-                "ok" if visible else "bad")
-            node = ("" if node_visible is None else "shows it" if node_visible else "filters it")
+            states[i - start] = ("odd" if node_visible is not None and node_visible != visible
+                                 else "ok" if visible else "bad")
             verdict = ("authorized" if report.authorized(i)
                        else "exempt" if i in report.exempt else "dropped")
-            rows.append(
-                f"<tr class={state}><td>{e(name)}</td><td><code>"
-                f"{key}</code></td><td>{verdict}</td><td>"
-                f"{e(report.reasons.get(i, ''))}</td><td>{node}</td><td>"
-                f"{e(report.forgeable.get(i, ''))}</td></tr>"
-            )
-        out.write("".join(rows))
+            tails[i - start] = _html_tail(verdict, report.reasons.get(i, ""),
+                                          _html_node(node_visible), report.forgeable.get(i, ""))
+        names = table.names(start, stop)
+        block = table.name_bytes(start, stop)
+        if any(c in block for c in _HTML_ESCAPED):
+            names = list(map(e, names))
+        # A node key's text is `nodekey:` and hex digits: nothing to escape.
+        out.write(_formatted(_HTML_ROW, "", (states, names, table.node_key_hexes(start, stop),
+                                             tails), stop - start))
     out.write("</table>")
     if disagreements:
         items = "".join(f"<li>{e(table.name(i))} <code>{e(_node_key_text(report, i))}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from signer.render import clip_input
+from signer.echo import clip_input
 from verifier.authority import Authority
 from verifier.errors import StorageError
 from verifier.storage import FilesystemStorage, MemoryStorage

@@ -76,7 +76,7 @@ class ArgumentParser(argparse.ArgumentParser):
     sub-command parsers inherit it."""
 
     def error(self, message: str) -> NoReturn:
-        from signer.render import ECHO_LIMIT, clip_input, one_line
+        from signer.echo import ECHO_LIMIT, clip_input, one_line
 
         # argparse repeats what was typed (an unknown option, a bad value): cut long words.
         message = re.sub(rf"\S{{{ECHO_LIMIT + 1},}}", lambda m: clip_input(m.group()), message)
@@ -281,7 +281,7 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
         return 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
     except OSError as exc:
         if exc.filename is not None:  # a file we did not wrap in a message of our own: a bug
-            from signer.render import clip_input
+            from signer.echo import clip_input
 
             where = f"{exc.strerror}: {clip_input(exc.filename)}"
             _fail(f"internal error ({type(exc).__name__}: {where}); please report it")
@@ -308,7 +308,7 @@ def _version() -> str:
 
 
 def _fail(message: str) -> None:
-    from signer.render import one_line
+    from signer.echo import one_line
 
     print(f"tka: {one_line(message)}", file=sys.stderr)
 

@@ -43,8 +43,7 @@ from signer.audit import (
 from signer.authority_dir import open_authority_dir
 from signer.cli import UsageError
 from signer.cli.lock_commands import CommandError, add_json_flag, json_version
-from signer.render import clip_input
-from signer.status_json import parse_status
+from signer.echo import clip_input
 from verifier.errors import StorageError
 
 
@@ -109,6 +108,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
             table = read_peer_lines(_prepend(head, chunks), name, PeerTable(authority.state))
             source_form = INPUT_PEERS
         else:
+            from signer.status_json import parse_status
+
             status = parse_status(decode_text(_read_limited(head, chunks, name), name), name)
             table, source_form = peers_from_status(status, authority, name), status.form
             del status

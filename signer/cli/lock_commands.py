@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from signer.cli import UsageError
-from signer.render import clip_input
+from signer.echo import clip_input
 from verifier.errors import TKAError
 
 Handler = Callable[[argparse.Namespace], int]

@@ -142,6 +142,23 @@ def test_odd_node_keys_and_states_c_cannot_judge_take_the_reference_path(
         _python_weak(nks) for _, nks in peers]
 
 
+def test_the_list_api_judges_a_window_at_a_time_with_the_same_verdicts(
+    trusted: SigningKey, state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import verifier.peers as peers_module
+
+    peers = nks_corpus.mixed_peers(trusted, 700, 9)
+    peers[0] = (peers[0][0][:31], peers[0][1])  # odd node keys at and around window edges
+    peers[127] = (b"", peers[127][1])
+    peers[128] = (peers[128][0] + b"\x00", peers[128][1])
+    expected = verify_peers_reference(state, peers)
+    monkeypatch.setattr(peers_module, "LIST_WINDOW", 128)
+    for threads in (1, 2):
+        assert verify_peers(state, peers, threads=threads) == expected
+        assert verify_peers(state, iter(peers), threads=threads) == expected
+    assert verify_peers(state, peers[:128]) == expected[:128]
+
+
 def test_an_empty_packing_and_bad_arguments() -> None:
     state = State(keys=())
     assert len(verify_peers_packed(state, PackedPeers())) == 0

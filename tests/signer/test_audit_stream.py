@@ -173,6 +173,38 @@ def test_streamed_reports_equal_the_whole_input_ones(
         _assert_same_reports(authority, _stream(authority, data, chunk), old)
 
 
+@pytest.mark.parametrize("batch", [1, 3, 5])
+def test_reports_written_in_small_batches_are_the_same(
+    authority: Authority, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    # The writers format a batch of peers at a time, plain names and plain peers without a
+    # step of their own: batches that cut anywhere, some with only plain peers and names, some
+    # with hostile or non-ASCII names, and with or without node verdicts.
+    rng = random.Random(4)
+    peers = corpus(rng)
+    peers += [(f"plain-{i}", key, direct(key).to_cbor())
+              for i, key in enumerate(rng.randbytes(32) for _ in range(12))]
+    # Printable ASCII that JSON still escapes (DEL, a quote, a backslash), or HTML does.
+    peers += [(name, key, direct(key).to_cbor()) for name, key in
+              zip(["del\x7f", 'q"uote', "back\\slash", "amp&", "tilde~"],
+                  (rng.randbytes(32) for _ in range(5)), strict=False)]
+    text = peers_text(peers, rng)
+    old = reference.audit(authority, reference.parse_peer_lines(text, "peers.txt"))
+    monkeypatch.setattr(streaming, "_BATCH", batch)
+    _assert_same_reports(authority, _stream(authority, text.encode()), old)
+    status_peers = [StatusPeer(name, key, NodeKeySignature.from_cbor(nks).to_cbor(),
+                               visible=i % 3 != 0)
+                    for i, (name, key, nks) in enumerate(peers[-12:])]
+    status_peers.append(StatusPeer("shown unsigned", rng.randbytes(32), None, True))
+    status = NodeStatus(bytes(authority.head), frozenset({bytes(ADMIN.verify_key)}), bytes(32),
+                        tuple(status_peers), FORM_IPNSTATE)
+    old = reference.audit(authority, reference.peers_from_status(status, authority, "s.json"),
+                          status.form)
+    new = streaming.audit(authority, streaming.peers_from_status(status, authority, "s.json"),
+                          status.form)
+    _assert_same_reports(authority, new, old)
+
+
 @pytest.mark.parametrize("ending", ["\r\n", "\r", "\x85", "\u2028", "\x0c", "\x1e"])
 def test_every_line_break_python_knows_splits_lines_as_before(
     authority: Authority, ending: str, monkeypatch: pytest.MonkeyPatch

@@ -51,6 +51,19 @@ def test_many_bad_get_individual_verdicts(rng: random.Random) -> None:
     assert ed25519.verify_batch(items) == [i not in bad for i in range(1000)]
 
 
+@pytest.mark.parametrize("n_keys", [3, 60])
+def test_large_batch_through_pippenger_and_lanes(n_keys: int, rng: random.Random) -> None:
+    # Past the small-range size (2,048) the whole batch goes through Pippenger, and the
+    # bisection's deeper levels through the eight-lane Straus pass: both must find the same
+    # few bad signatures, one of them in the last place.
+    keys = [SigningKey.generate() for _ in range(n_keys)]
+    items = signed(keys, 5000, rng)
+    assert ed25519.verify_batch(items) == [True] * 5000
+    bad = set(rng.sample(range(5000), 5)) | {4999}
+    items = [corrupt(c) if i in bad else c for i, c in enumerate(items)]
+    assert ed25519.verify_batch(items) == [i not in bad for i in range(5000)]
+
+
 def test_all_bad(rng: random.Random) -> None:
     items = [corrupt(c) for c in signed([SigningKey.generate()], 50, rng)]
     assert ed25519.verify_batch(items) == [False] * 50

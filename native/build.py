@@ -19,7 +19,7 @@ from cffi import FFI
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "native" / "include" / "tka_native.h"
 SOURCE_DIR = ROOT / "native" / "src"
-CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra"]
+CFLAGS = ["-O3", "-std=c11", "-Wall", "-Wextra"]
 # Warnings are errors where we build (in place here, and in CMake's builds of the same sources),
 # not in a wheel built from the sdist: a newer compiler's new warning must not stop an install.
 DEV_CFLAGS = [*CFLAGS, "-Werror"]

@@ -48,6 +48,14 @@ IFMA_TARGET static inline void fe8_store_lanes(fe *out[8], const fe8 *h) {
     }
 }
 
+/* The identity as a p1p1 (E = 0, F = G = H = 1), where the double-and-add loops start. */
+IFMA_TARGET static inline void p1p1_identity_8(p1p1_8 *t) {
+    fe8_set_small(&t->E, 0);
+    fe8_set_small(&t->F, 1);
+    fe8_set_small(&t->G, 1);
+    fe8_set_small(&t->H, 1);
+}
+
 IFMA_TARGET FE8_INLINE void p1p1_to_p3_8(p3_8 *r, const p1p1_8 *p) {
     fe8_mul(&r->X, &p->E, &p->F);
     fe8_mul(&r->Y, &p->G, &p->H);

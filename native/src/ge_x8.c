@@ -172,10 +172,7 @@ IFMA_TARGET static void dsm_ifma(ge_p3 out[8], const ge_p3 a[8], const int64_t a
 
     /* The joint double-and-add loop; t starts as the identity (E = 0, F = G = H = 1). */
     p1p1_8 t;
-    fe8_set_small(&t.E, 0);
-    fe8_set_small(&t.F, 1);
-    fe8_set_small(&t.G, 1);
-    fe8_set_small(&t.H, 1);
+    p1p1_identity_8(&t);
     p2_8 acc2;
     p3_8 acc3;
     for (int i = (A_WINDOWS - 1) * A_W; i >= 0; i--) {
@@ -288,10 +285,7 @@ IFMA_TARGET static void split_ifma(ge_p3 lanes_out[8], const uint64_t (*ptab)[20
                                    const int64_t b_index[SPLIT_DIGITS][8],
                                    const __mmask8 b_neg[SPLIT_DIGITS]) {
     p1p1_8 t;
-    fe8_set_small(&t.E, 0);
-    fe8_set_small(&t.F, 1);
-    fe8_set_small(&t.G, 1);
-    fe8_set_small(&t.H, 1);
+    p1p1_identity_8(&t);
     p2_8 acc2;
     p3_8 acc3;
     const int top = (SPLIT_DIGITS - 1) * A_W;

@@ -198,10 +198,7 @@ IFMA_TARGET FE8_INLINE void fetch_cached_8(cached_8 *q, const uint64_t *const pt
 IFMA_TARGET static void straus_loop(ge_p3 *out, const uint64_t *rows, const uint32_t *slots,
                                     const uint32_t *start, int top) {
     p1p1_8 t;
-    fe8_set_small(&t.E, 0);
-    fe8_set_small(&t.F, 1);
-    fe8_set_small(&t.G, 1);
-    fe8_set_small(&t.H, 1);
+    p1p1_identity_8(&t);
     p2_8 acc2;
     fe8_set_small(&acc2.X, 0);
     fe8_set_small(&acc2.Y, 1);

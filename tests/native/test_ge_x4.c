@@ -15,63 +15,13 @@
 #include "sc.h"
 #include "tka_native.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
-
-static uint64_t rng = 0x243f6a8885a308d3ULL;
-static uint64_t rnd64(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-static void rnd_bytes(uint8_t *out, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(rnd64() >> 32);
-}
-
-static const uint8_t L_BYTES[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
-                                    0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-                                    0,    0,    0,    0,    0,    0,    0,    0,
-                                    0,    0,    0,    0,    0,    0,    0,    0x10};
-
-/* Small-order encodings, canonical and not (y >= p, x = -0). */
-static const char *const SMALL_HEX[] = {
-    "0100000000000000000000000000000000000000000000000000000000000000",
-    "0100000000000000000000000000000000000000000000000000000000000080",
-    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    "0000000000000000000000000000000000000000000000000000000000000080",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-};
-#define N_SMALL (sizeof SMALL_HEX / sizeof SMALL_HEX[0])
-
-static void unhex(uint8_t *out, const char *hex) {
-    for (size_t i = 0; i < 32; i++) {
-        unsigned v;
-        sscanf(hex + 2 * i, "%2x", &v);
-        out[i] = (uint8_t)v;
-    }
-}
+#define TEST_SEED 0x243f6a8885a308d3ULL
+#include "ed25519_check.h"
 
 static void scalar_ref(ge_p3 *out, const ge_p3 *p, const sc *a, const sc *b) {
     ge_cached table[GE_STRAUS_TABLE];
     ge_straus_table(table, p);
     ge_double_scalarmult_table(out, table, a, b);
-}
-
-static int same_point(const ge_p3 *x, const ge_p3 *y) {
-    uint8_t ex[32], ey[32];
-    ge_tobytes(ex, x);
-    ge_tobytes(ey, y);
-    return memcmp(ex, ey, 32) == 0;
 }
 
 static void random_scalar(sc *r, int which) {
@@ -299,10 +249,5 @@ int main(void) {
     }
     check_decode_x4();
     check_verdicts(small);
-    if (failures) {
-        fprintf(stderr, "%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    return test_report();
 }

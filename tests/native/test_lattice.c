@@ -10,34 +10,13 @@
 #include "lattice.h"
 #include "sc.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
-
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd64(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+#define TEST_SEED 0x9e3779b97f4a7c15ULL
+#include "ed25519_check.h"
 
 static int bits(const sc *a) {
     for (int i = 3; i >= 0; i--)
         if (a->v[i]) return 64 * i + 64 - __builtin_clzll(a->v[i]);
     return 0;
-}
-
-static int same_point(const ge_p3 *x, const ge_p3 *y) {
-    uint8_t ex[32], ey[32];
-    ge_tobytes(ex, x);
-    ge_tobytes(ey, y);
-    return memcmp(ex, ey, 32) == 0;
 }
 
 static void mul(ge_p3 *out, const ge_p3 *p, const sc *a) {
@@ -126,10 +105,5 @@ int main(void) {
      * short halves are the point: few |k2| much longer than 128 bits. */
     CHECK(halved >= total - 2);
     CHECK(over_136 <= total / 50);
-    if (failures) {
-        fprintf(stderr, "%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    return test_report();
 }

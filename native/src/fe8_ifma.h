@@ -152,4 +152,30 @@ IFMA_TARGET FE8_INLINE void transpose_8x8(__m512i cols[8], const __m512i rows[8]
     }
 }
 
+/* Words 0..limbs-1 of eight records (lane j's at row[j]) as word vectors, rounded up to whole
+ * blocks of eight: row loads and one transpose per block, several times cheaper than
+ * gathering each word. A last partial block is loaded masked, so nothing past a record is
+ * read (masked-off words come out 0). */
+IFMA_TARGET FE8_INLINE void fe8_load_rows(__m512i *words, const uint64_t *const row[8], int limbs) {
+    for (int b = 0; 8 * b < limbs; b++) {
+        int left = limbs - 8 * b;
+        __mmask8 m = left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1);
+        __m512i rows[8];
+        for (int j = 0; j < 8; j++) rows[j] = _mm512_maskz_loadu_epi64(m, (const void *)(row[j] + 8 * b));
+        transpose_8x8(words + 8 * b, rows);
+    }
+}
+
+/* The inverse: words 0..limbs-1 back into the eight records (masked the same way). */
+IFMA_TARGET FE8_INLINE void fe8_store_rows(uint64_t *const row[8], const __m512i *words, int limbs) {
+    for (int b = 0; 8 * b < limbs; b++) {
+        int left = limbs - 8 * b;
+        __mmask8 m = left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1);
+        __m512i cols[8], rows[8];
+        for (int k = 0; k < 8; k++) cols[k] = k < left ? words[8 * b + k] : _mm512_setzero_si512();
+        transpose_8x8(rows, cols);
+        for (int j = 0; j < 8; j++) _mm512_mask_storeu_epi64((void *)(row[j] + 8 * b), m, rows[j]);
+    }
+}
+
 #endif

@@ -72,32 +72,8 @@ IFMA_TARGET static void pow22523_x8_ifma(fe out[8], const fe in[8]) {
 
 /* ---- Pippenger bucket additions, eight buckets at a time ---- */
 
-/* Words 0..limbs-1 of eight records (lane j at base + offset[j]) as word vectors: unaligned
- * row loads and transposes, masked at the end so nothing past a record is read. */
-IFMA_TARGET static inline void load_records_8(__m512i *words, const uint64_t *base,
-                                              const long long offset[8], int limbs) {
-    for (int b = 0; 8 * b < limbs; b++) {
-        int left = limbs - 8 * b;
-        __mmask8 m = left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1);
-        __m512i rows[8];
-        for (int j = 0; j < 8; j++)
-            rows[j] = _mm512_maskz_loadu_epi64(m, (const void *)(base + offset[j] + 8 * b));
-        transpose_8x8(words + 8 * b, rows);
-    }
-}
-
-/* The inverse: word vectors back into eight records (the transpose is its own inverse). */
-IFMA_TARGET static inline void store_records_8(uint64_t *base, const long long offset[8],
-                                               const __m512i *words, int limbs) {
-    for (int b = 0; 8 * b < limbs; b++) {
-        int left = limbs - 8 * b;
-        __mmask8 m = left >= 8 ? (__mmask8)0xff : (__mmask8)((1u << left) - 1);
-        __m512i cols[8], rows[8];
-        for (int k = 0; k < 8; k++) cols[k] = k < left ? words[8 * b + k] : _mm512_setzero_si512();
-        transpose_8x8(rows, cols);
-        for (int j = 0; j < 8; j++) _mm512_mask_storeu_epi64((void *)(base + offset[j] + 8 * b), m, rows[j]);
-    }
-}
+_Static_assert(sizeof(ge_p3) == 20 * sizeof(uint64_t), "a bucket is loaded as 20 words");
+_Static_assert(sizeof(ge_niels) == 15 * sizeof(uint64_t), "a point is loaded as 15 words");
 
 IFMA_TARGET static void bucket_madd8_ifma(ge_p3 *buckets, const uint32_t bucket_index[8],
                                           const ge_niels *points, const uint32_t point_index[8],
@@ -105,16 +81,15 @@ IFMA_TARGET static void bucket_madd8_ifma(ge_p3 *buckets, const uint32_t bucket_
     /* ge_p3 is 20 limbs (X, Y, Z, T), ge_niels 15 (y+x, y-x, 2dxy). Records are loaded as
      * rows and transposed into limb vectors (gathers and scatters are several times
      * slower), and the eight distinct buckets written back the same way. */
-    uint64_t *bbase = (uint64_t *)(void *)buckets;
-    const uint64_t *pbase = (const uint64_t *)(const void *)points;
-    long long bi[8], pi[8];
+    uint64_t *brow[8];
+    const uint64_t *prow[8];
     for (int j = 0; j < 8; j++) {
-        bi[j] = (long long)bucket_index[j] * 20;
-        pi[j] = (long long)point_index[j] * 15;
+        brow[j] = (uint64_t *)(void *)&buckets[bucket_index[j]];
+        prow[j] = (const uint64_t *)(const void *)&points[point_index[j]];
     }
     __m512i bw[24], pw[16];
-    load_records_8(bw, bbase, bi, 20);
-    load_records_8(pw, pbase, pi, 15);
+    fe8_load_rows(bw, (const uint64_t *const *)brow, 20);
+    fe8_load_rows(pw, prow, 15);
     fe8 X, Y, Z, T, qp, qm, qxy;
     for (int k = 0; k < 5; k++) {
         X.v[k] = bw[k];
@@ -158,7 +133,7 @@ IFMA_TARGET static void bucket_madd8_ifma(ge_p3 *buckets, const uint32_t bucket_
         bw[10 + k] = Z.v[k];
         bw[15 + k] = T.v[k];
     }
-    store_records_8(bbase, bi, bw, 20);
+    fe8_store_rows(brow, bw, 20);
 }
 
 void ge_bucket_madd8(ge_p3 *buckets, const uint32_t bucket_index[8], const ge_niels *points,

@@ -171,18 +171,6 @@ IFMA_TARGET FE8_INLINE void add_niels_8(p1p1_8 *r, const p3_8 *p, const niels_8 
     add_finish_8(r, &a, &b, &c, &d, neg);
 }
 
-/* Limbs 8b..8b+7 of lane j's row (base + offset[j], 64-byte aligned) for b < blocks, as limb
- * vectors: loads and transposes, several times cheaper than gathering each limb. */
-IFMA_TARGET FE8_INLINE void fetch_rows_8(__m512i *limbs, const uint64_t *base,
-                                         const int64_t offset[8], int blocks) {
-    for (int b = 0; b < blocks; b++) {
-        __m512i rows[8];
-        for (int j = 0; j < 8; j++)
-            rows[j] = _mm512_load_si512((const void *)(base + offset[j] + 8 * b));
-        transpose_8x8(limbs + 8 * b, rows);
-    }
-}
-
 IFMA_TARGET static inline void store_p3_8(ge_p3 out[8], const p3_8 *p) {
     fe *x[8], *y[8], *z[8], *tt[8];
     for (int j = 0; j < 8; j++) {
@@ -196,6 +184,5 @@ IFMA_TARGET static inline void store_p3_8(ge_p3 out[8], const p3_8 *p) {
     fe8_store_lanes(z, &p->Z);
     fe8_store_lanes(tt, &p->T);
 }
-
 
 #endif

@@ -99,12 +99,12 @@ static void b_table_init(void) {
     }
 }
 
-
-
 /* One B-table entry per lane: offset[j] = 16 |d_j|. */
 IFMA_TARGET FE8_INLINE void fetch_niels_8(niels_8 *q, const int64_t offset[8]) {
+    const uint64_t *row[8];
+    for (int j = 0; j < 8; j++) row[j] = &b_table[0][0] + offset[j];
     __m512i limbs[2 * 8];
-    fetch_rows_8(limbs, &b_table[0][0], offset, 2);
+    fe8_load_rows(limbs, row, 16);
     for (int k = 0; k < 5; k++) {
         q->ypx.v[k] = limbs[k];
         q->ymx.v[k] = limbs[5 + k];

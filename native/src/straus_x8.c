@@ -181,11 +181,7 @@ IFMA_TARGET static void build_tables_8(uint64_t *rows, const ge_p3 *points, size
 /* Lane j of q = the cached point in row ptr[j]. */
 IFMA_TARGET FE8_INLINE void fetch_cached_8(cached_8 *q, const uint64_t *const ptr[8]) {
     __m512i limbs[24];
-    for (int b = 0; b < 3; b++) {
-        __m512i rows[8];
-        for (int j = 0; j < 8; j++) rows[j] = _mm512_load_si512((const void *)(ptr[j] + 8 * b));
-        transpose_8x8(limbs + 8 * b, rows);
-    }
+    fe8_load_rows(limbs, ptr, 24);
     for (int k = 0; k < 5; k++) {
         q->YpX.v[k] = limbs[k];
         q->YmX.v[k] = limbs[5 + k];

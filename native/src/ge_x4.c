@@ -483,15 +483,6 @@ void fe_pow22523_x4(fe out[4], const fe z[4]) {
     else fe_pow22523_lanes(out, z);
 }
 
-int ge_x4_frombytes_lenient(ge_p3 *p, const uint8_t s[32]) {
-    if (!ge_x4_available()) return ge_frombytes_lenient(p, s);
-    fe y, u, v, v3, uv7[4], t[4];
-    ge_decode_prepare(&y, &u, &v, &v3, &uv7[0], s);
-    uv7[1] = uv7[2] = uv7[3] = uv7[0];
-    pow22523_x4(t, uv7);
-    return ge_decode_finish(p, &y, &u, &v, &v3, &t[0], s);
-}
-
 void ge_x4_tobytes(uint8_t s[32], const ge_p3 *p) {
     if (!ge_x4_available()) {
         ge_tobytes(s, p);
@@ -518,8 +509,6 @@ int ge_triple_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const ge_p3
 
 void fe_pow22523_x4(fe out[4], const fe z[4]) { fe_pow22523_lanes(out, z); }
 
-int ge_x4_frombytes_lenient(ge_p3 *p, const uint8_t s[32]) { return ge_frombytes_lenient(p, s); }
-
 void ge_x4_tobytes(uint8_t s[32], const ge_p3 *p) { ge_tobytes(s, p); }
 
 void ge_double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const sc *b) {
@@ -532,9 +521,12 @@ void ge_double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const sc *
 
 _Static_assert(FE_LANES == 4, "the fallback of fe_pow22523_x4 is four interleaved chains");
 
-void ge_frombytes_lenient_x4(ge_p3 p[4], int ok[4], const uint8_t *const s[4]) {
+void ge_frombytes_lenient_x4(ge_p3 *p, int *ok, const uint8_t *const *s, int count) {
+    if (count < 1 || count > 4) return;
     fe y[4], u[4], v[4], v3[4], uv7[4], t[4];
-    for (int j = 0; j < 4; j++) ge_decode_prepare(&y[j], &u[j], &v[j], &v3[j], &uv7[j], s[j]);
+    for (int j = 0; j < count; j++) ge_decode_prepare(&y[j], &u[j], &v[j], &v3[j], &uv7[j], s[j]);
+    for (int j = count; j < 4; j++) uv7[j] = uv7[0]; /* idle lanes */
     fe_pow22523_x4(t, uv7);
-    for (int j = 0; j < 4; j++) ok[j] = ge_decode_finish(&p[j], &y[j], &u[j], &v[j], &v3[j], &t[j], s[j]);
+    for (int j = 0; j < count; j++)
+        ok[j] = ge_decode_finish(&p[j], &y[j], &u[j], &v[j], &v3[j], &t[j], s[j]);
 }

@@ -28,13 +28,11 @@ int ge_triple_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const ge_p3
  * where the lanes are unavailable). */
 void fe_pow22523_x4(fe out[4], const fe z[4]);
 
-/* ge_frombytes_lenient and ge_tobytes of one point with the exponentiation (square root,
- * inversion) on the four-lane chain, about a fifth faster than the scalar one (the scalar
- * code where the lanes are unavailable). */
-int ge_x4_frombytes_lenient(ge_p3 *p, const uint8_t s[32]);
-void ge_x4_tobytes(uint8_t s[32], const ge_p3 *p);
+/* ge_frombytes_lenient of count (1..4) encodings, their square roots in one four-lane chain
+ * (about a fifth faster than the scalar chain even for one); ok[j] is 1 or 0. */
+void ge_frombytes_lenient_x4(ge_p3 *p, int *ok, const uint8_t *const *s, int count);
 
-/* ge_frombytes_lenient of four encodings, their square roots in one four-lane chain. */
-void ge_frombytes_lenient_x4(ge_p3 p[4], int ok[4], const uint8_t *const s[4]);
+/* ge_tobytes with the inversion on the four-lane chain (the scalar code without the lanes). */
+void ge_x4_tobytes(uint8_t s[32], const ge_p3 *p);
 
 #endif

@@ -48,15 +48,20 @@ static void sub_in_place(u256 *a, const u256 *b) {
     }
 }
 
-/* a -= q b, modulo 2^256. */
-static void sub_multiple(u256 *a, const u256 *b, uint64_t q) {
-    u256 prod;
+/* out = q b, modulo 2^256. */
+static void mul_small(u256 *out, const u256 *b, uint64_t q) {
     uint64_t carry = 0;
     for (int i = 0; i < 4; i++) {
         lattice_u128 p = (lattice_u128)b->v[i] * q + carry;
-        prod.v[i] = (uint64_t)p;
+        out->v[i] = (uint64_t)p;
         carry = (uint64_t)(p >> 64);
     }
+}
+
+/* a -= q b, modulo 2^256. */
+static void sub_multiple(u256 *a, const u256 *b, uint64_t q) {
+    u256 prod;
+    mul_small(&prod, b, q);
     sub_in_place(a, &prod);
 }
 
@@ -103,24 +108,18 @@ static int division_step(u256 *r0, u256 *t0, const u256 *r1, const u256 *t1) {
     return 1;
 }
 
-/* out = a x + b y mod 2^256 (exact where the true value is in range). */
+/* out = a x, modulo 2^256 (two's complement for a < 0). */
+static void mul_signed(u256 *out, const u256 *x, int64_t a) {
+    mul_small(out, x, a < 0 ? (uint64_t)0 - (uint64_t)a : (uint64_t)a);
+    if (a < 0) negate(out);
+}
+
+/* out = a x + b y mod 2^256 (exact where the true value is in range), as a x - (-b) y. */
 static void combine(u256 *out, int64_t a, const u256 *x, int64_t b, const u256 *y) {
-    u256 sum = {{0, 0, 0, 0}};
-    /* sum -= (-a) x for a >= 0 is sum += a x: subtract the negated multiple either way. */
-    if (a >= 0) {
-        sub_multiple(&sum, x, (uint64_t)a);
-        negate(&sum);
-    } else {
-        sub_multiple(&sum, x, (uint64_t)0 - (uint64_t)a);
-    }
-    if (b >= 0) {
-        u256 t = {{0, 0, 0, 0}};
-        sub_multiple(&t, y, (uint64_t)b);
-        sub_in_place(&sum, &t);
-    } else {
-        sub_multiple(&sum, y, (uint64_t)0 - (uint64_t)b);
-    }
-    *out = sum;
+    u256 by;
+    mul_signed(out, x, a);
+    mul_signed(&by, y, -b); /* |b| < 2^62: no overflow */
+    sub_in_place(out, &by);
 }
 
 /* Lehmer's round (Knuth's Algorithm L): the Euclidean steps that the leading 62 bits of

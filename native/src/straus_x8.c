@@ -1,6 +1,6 @@
 /*
  * Straus multi-scalar multiplication in eight AVX-512 IFMA lanes, for the small ranges of
- * batch verification (up to a few hundred terms: R points with 128-bit scalars, A points with
+ * batch verification (up to 2,048 signatures: R points with 128-bit scalars, A points with
  * full-size ones, and B).
  *
  * Eight accumulators, one per lane, double together; they all stand at the same bit
@@ -99,33 +99,15 @@ static void base_rows_init(void) {
     put_row(base_rows[IDENTITY_ROW], &FE_ONE, &FE_ONE, &FE_ONE, &FE_ZERO);
 }
 
-/* Width-w NAF of a < 2^256 as (position, digit) pairs; returns their number. Each step
- * jumps straight to the next odd window: without a carry past the next set bit, with one
- * past the next clear bit (a carry ripples through ones), so every step emits a digit. */
-static int naf_digits(uint16_t *pos_out, int8_t *dig_out, const sc *a, int w) {
-    const uint64_t x[5] = {a->v[0], a->v[1], a->v[2], a->v[3], 0};
-    const uint64_t mask = ((uint64_t)1 << w) - 1, half = (uint64_t)1 << (w - 1);
-    uint64_t carry = 0;
-    int n = 0, pos = 0;
-    while (pos < POSITIONS) {
-        int idx = pos / 64, bit = pos % 64;
-        uint64_t rest = (x[idx] ^ (0 - carry)) >> bit;
-        if (rest == 0) {
-            pos += 64 - bit;
-            continue;
-        }
-        pos += __builtin_ctzll(rest);
-        if (pos >= POSITIONS) break;
-        idx = pos / 64;
-        bit = pos % 64;
-        uint64_t buf = x[idx] >> bit;
-        if (bit > 64 - w && idx + 1 < 5) buf |= x[idx + 1] << (64 - bit);
-        uint64_t window = carry + (buf & mask); /* odd */
-        carry = (half - window) >> 63;          /* window > half: a negative digit */
-        pos_out[n] = (uint16_t)pos;
-        dig_out[n] = (int8_t)((int64_t)window - (int64_t)(carry << w));
-        n++;
-        pos += w;
+/* B's width-8 NAF digits (sc_naf; the base scalar and its halves are < 2^253) as
+ * (position, digit) pairs in position order; returns their number. */
+static int naf_digits(uint16_t *pos_out, int8_t *dig_out, const sc *a) {
+    int8_t naf[256];
+    int top = sc_naf(naf, a, BASE_W), n = 0;
+    for (int p = 0; p <= top; p++) {
+        if (naf[p] == 0) continue;
+        pos_out[n] = (uint16_t)p;
+        dig_out[n++] = naf[p];
     }
     return n;
 }
@@ -280,7 +262,7 @@ static int straus_ifma(ge_p3 *out, const ge_p3 *points, size_t m0, const ge_p3 *
     for (int half = 0; half < 2; half++) {
         const sc *bs = half ? b_high : b_scalar;
         if (bs == NULL) continue;
-        nb[half] = naf_digits(bpos[half], bdig[half], bs, BASE_W);
+        nb[half] = naf_digits(bpos[half], bdig[half], bs);
         for (int k = 0; k < nb[half]; k++) cnt[bpos[half][k]]++;
     }
     for (size_t t = 0; t < m; t++) {

@@ -126,7 +126,7 @@ class HttpTransport:
         import urllib.error
         import urllib.request
 
-        from signer.render import clip_input
+        from signer.echo import clip_input
 
         body = json.dumps(request).encode()
         headers = {"Content-Type": "application/json"}

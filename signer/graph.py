@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from signer.cli import UsageError
-from signer.render import aum_hash_text, aum_kind_name, clip_input, safe_text, tlpub
+from signer.echo import clip_input, safe_text
+from signer.render import aum_hash_text, aum_kind_name, tlpub
 from verifier.aum import AUM, MessageKind
 from verifier.authority import Authority
 from verifier.errors import TKAError

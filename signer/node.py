@@ -37,7 +37,7 @@ from typing import Any
 import nacl.bindings
 
 from signer import verbose
-from signer.render import clip_input
+from signer.echo import clip_input
 from verifier.credential import CREDENTIAL_FORM, is_credential, new_credential
 from verifier.errors import DecodeError, StorageError
 from verifier.fields import Frozen

@@ -15,7 +15,7 @@ import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from signer.render import clip_input
+from signer.echo import clip_input
 from verifier.errors import SignerError
 
 PIN_ENV = "TKA_PKCS11_PIN"

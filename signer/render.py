@@ -18,12 +18,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# Re-exported: their home before signer.echo.
-from signer.echo import _INVISIBLE_CATEGORIES as _INVISIBLE_CATEGORIES
-from signer.echo import ECHO_LIMIT as ECHO_LIMIT
-from signer.echo import clip_input as clip_input
-from signer.echo import one_line as one_line
-from signer.echo import safe_text as safe_text
+from signer.echo import _INVISIBLE_CATEGORIES, safe_text
 from verifier import AUM, Key, NodeKeySignature, State
 from verifier.fields import Frozen
 from verifier.nks import describe_nks

@@ -20,7 +20,7 @@ import nacl.signing
 
 from signer import verbose
 from signer.backends.base import KeyBackend, SigningContext
-from signer.render import clip_input
+from signer.echo import clip_input
 from verifier.errors import SignerError, StorageError
 from verifier.storage.atomic import atomic_create
 

@@ -7,7 +7,7 @@ Only the module of the command being run is imported (docs/cli.md, "Conventions"
 time, `tka` alone = `tka status`, Go-style `-flag`s, `-v`).
 Exit codes: 0 success, 1 failure, 2 usage, 130 interrupted. Errors from the `TKAError`
 hierarchy, `UsageError` and argparse's usage errors are printed as one line on stderr,
-prefixed "tka: ", with anything echoed from the input cut (`signer.render.clip_input`) and
+prefixed "tka: ", with anything echoed from the input cut (`signer.echo.clip_input`) and
 control characters escaped. Anything else that escapes a handler is a bug: one line
 `tka: internal error (<type>)…`, exit code 1.
 """

@@ -24,7 +24,8 @@ from signer.backends import open_backend
 from signer.backends.base import KeyBackend
 from signer.cli import UsageError
 from signer.cli.lock_commands import CommandError, confirm, json_version, program_name
-from signer.render import LockStatus, clip_input, log_human, log_json, status_human, status_json
+from signer.echo import clip_input
+from signer.render import LockStatus, log_human, log_json, status_human, status_json
 from signer.signing import aum_signer, revocable_auth_key, wrap_auth_key
 from verifier import authkey, revocation
 from verifier.aum import AUM

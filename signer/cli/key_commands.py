@@ -23,7 +23,7 @@ from typing import Any
 
 from signer.backends import open_backend
 from signer.cli.lock_commands import add_json_flag, json_version, read_text_file
-from signer.render import clip_input
+from signer.echo import clip_input
 from signer.uri import (
     DEFAULT_PKCS11_MODULE,
     MODULE_ENV,

@@ -32,17 +32,9 @@ from signer.cli.lock_commands import (
     read_text_file,
 )
 from signer.control_client import ControlClient, ControlUnreachable, open_transport
+from signer.echo import clip_input, safe_text
 from signer.node import NodeConfig, NodeState, default_control_path, default_state_dir
-from signer.render import (
-    LockStatus,
-    PeerView,
-    clip_input,
-    log_human,
-    log_json,
-    safe_text,
-    status_human,
-    status_json,
-)
+from signer.render import LockStatus, PeerView, log_human, log_json, status_human, status_json
 from signer.sync_node import SyncResult, sync
 from verifier.aum import AUM, MessageKind
 from verifier.authority import Authority, new_state_ids

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from signer.cli.lock_commands import common_parser, read_text_file
-from signer.render import clip_input, safe_text
+from signer.echo import clip_input, safe_text
 from verifier.storage.atomic import atomic_write
 from verifier.textforms import format_node_public, parse_node_public
 

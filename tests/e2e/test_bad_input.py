@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from signer.render import log_human, log_json, safe_text
+from signer.echo import safe_text
+from signer.render import log_human, log_json
 from signer.softhsm import SOFTHSM_MODULE, init_softhsm_token, write_softhsm_conf
 from verifier import AUM, Key
 
@@ -380,7 +381,7 @@ LONG = "x" * 5000
 
 
 def _long_cases() -> Iterator[Case]:
-    """What the user typed is repeated cut to a bounded length (signer.render.ECHO_LIMIT)."""
+    """What the user typed is repeated cut to a bounded length (signer.echo.ECHO_LIMIT)."""
     yield Case("long/option", ("status", "--" + LONG), None, None, code=2)
     yield Case("long/json-version", ("status", "--json=" + LONG), code=2)
     yield Case("long/file-argument", ("sign", f"file:{{root}}/{'y/' * 2000}secret"))

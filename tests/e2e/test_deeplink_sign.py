@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tailnet_harness import Tailnet, enable
 
-from signer.render import safe_text
+from signer.echo import safe_text
 from verifier.deeplink import new_deeplink
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signer.authority_dir import open_authority_dir
-from signer.render import clip_input
+from signer.echo import clip_input
 from signer.status_json import NodeStatus
 from verifier.authority import Authority
 from verifier.ed25519 import public_key_class

@@ -278,7 +278,6 @@ X4_TARGET static void base_table_init(void) {
  * split at bit 128 (ge_triple_scalarmult_x4). */
 static _Alignas(32) uint64_t base128_table[X4_BASE_ODD][2][5][4];
 
-
 X4_TARGET static void base128_table_init(void) {
     ge_p3 q, q2, cur;
     ge_base_point(&q);

@@ -64,8 +64,10 @@ int tka_verify_each_packed(const uint8_t *pks, const uint8_t *sigs, const uint8_
                            const size_t *msg_offsets, size_t n, uint8_t *verdicts, int rule);
 
 /* Which optional code paths this CPU runs (bit set = in use). TKA_NATIVE_NO_IFMA=1 in the
- * environment (read once, at first use) turns the IFMA path off. */
+ * environment (read once, at first use) turns the IFMA path off, TKA_NATIVE_NO_AVX2=1 the
+ * AVX2 one (which runs where IFMA is absent or off). */
 #define TKA_FEATURE_IFMA 1       /* AVX-512 IFMA lanes: square roots, Pippenger buckets, [S]B - [k]A */
+#define TKA_FEATURE_AVX2 2       /* AVX2 four-lane field: single verification, square roots */
 int tka_native_features(void);
 
 /* ---- Node-key signatures in bulk (native/src/peers.c, nks_reader.c) ---- */

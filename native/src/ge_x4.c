@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "fe_ifma.h"
+#include "ge_x4_avx2.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
@@ -447,7 +448,8 @@ X4_TARGET static void invert_x4(fe out[4], const fe z[4]) {
     fe4_to_lanes(out, &t);
 }
 
-int ge_x4_available(void) {
+/* 1 where the lanes are AVX-512 IFMA ones (this file), else AVX2 (ge_x4_avx2.c) or none. */
+static int x4_ifma(void) {
     static volatile int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
@@ -456,9 +458,15 @@ int ge_x4_available(void) {
     return cached;
 }
 
+int ge_x4_available(void) { return x4_ifma() || ge_x4_avx2_available(); }
+
 void ge_double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const sc *b) {
-    if (ge_x4_available()) {
+    if (x4_ifma()) {
         double_scalarmult_x4(out, p, a, b);
+        return;
+    }
+    if (ge_x4_avx2_available()) {
+        ge_double_scalarmult_avx2(out, p, a, b);
         return;
     }
     ge_cached table[GE_STRAUS_TABLE];
@@ -468,8 +476,12 @@ void ge_double_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const sc *
 
 int ge_triple_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const ge_p3 *q,
                             const sc *b, const sc *c) {
-    if (ge_x4_available()) {
+    if (x4_ifma()) {
         triple_scalarmult_x4(out, p, a, q, b, c);
+        return 0;
+    }
+    if (ge_x4_avx2_available()) {
+        ge_triple_scalarmult_avx2(out, p, a, q, b, c);
         return 0;
     }
     const ge_p3 points[2] = {*p, *q};
@@ -478,7 +490,8 @@ int ge_triple_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const ge_p3
 }
 
 void fe_pow22523_x4(fe out[4], const fe z[4]) {
-    if (ge_x4_available()) pow22523_x4(out, z);
+    if (x4_ifma()) pow22523_x4(out, z);
+    else if (ge_x4_avx2_available()) fe_pow22523_avx2(out, z);
     else fe_pow22523_lanes(out, z);
 }
 
@@ -488,7 +501,8 @@ void ge_x4_tobytes(uint8_t s[32], const ge_p3 *p) {
         return;
     }
     fe z[4] = {p->Z, p->Z, p->Z, p->Z}, zinv[4], x, y;
-    invert_x4(zinv, z);
+    if (x4_ifma()) invert_x4(zinv, z);
+    else fe_invert_avx2(zinv, z);
     fe_mul(&x, &p->X, &zinv[0]);
     fe_mul(&y, &p->Y, &zinv[0]);
     fe_tobytes(s, &y);
@@ -496,6 +510,8 @@ void ge_x4_tobytes(uint8_t s[32], const ge_p3 *p) {
 }
 
 #else /* not x86-64 GCC/Clang: the scalar code */
+
+static int x4_ifma(void) { return 0; }
 
 int ge_x4_available(void) { return 0; }
 
@@ -522,6 +538,11 @@ _Static_assert(FE_LANES == 4, "the fallback of fe_pow22523_x4 is four interleave
 
 void ge_frombytes_lenient_x4(ge_p3 *p, int *ok, const uint8_t *const *s, int count) {
     if (count < 1 || count > 4) return;
+    /* One root alone: the scalar chain beats the AVX2 lanes (5.6 against 7.1 us). */
+    if (count == 1 && !x4_ifma()) {
+        ok[0] = ge_frombytes_lenient(&p[0], s[0]);
+        return;
+    }
     fe y[4], u[4], v[4], v3[4], uv7[4], t[4];
     for (int j = 0; j < count; j++) ge_decode_prepare(&y[j], &u[j], &v[j], &v3[j], &uv7[j], s[j]);
     for (int j = count; j < 4; j++) uv7[j] = uv7[0]; /* idle lanes */

@@ -8,7 +8,8 @@
 #include "ge.h"
 #include "sc.h"
 
-/* 1 if this CPU runs the four-lane path (AVX-512 F, VL and IFMA; not TKA_NATIVE_NO_IFMA). */
+/* 1 if this CPU runs a four-lane path: AVX-512 F, VL and IFMA (this file; not
+ * TKA_NATIVE_NO_IFMA), else AVX2 (ge_x4_avx2.c; not TKA_NATIVE_NO_AVX2). */
 int ge_x4_available(void);
 
 /* out = [a]P + [b]B, the same group element as ge_double_scalarmult_table with P's table
@@ -29,7 +30,8 @@ int ge_triple_scalarmult_x4(ge_p3 *out, const ge_p3 *p, const sc *a, const ge_p3
 void fe_pow22523_x4(fe out[4], const fe z[4]);
 
 /* ge_frombytes_lenient of count (1..4) encodings, their square roots in one four-lane chain
- * (about a fifth faster than the scalar chain even for one); ok[j] is 1 or 0. */
+ * (with IFMA about a fifth faster than the scalar chain even for one; with AVX2 a single
+ * encoding takes the scalar chain, which is faster alone); ok[j] is 1 or 0. */
 void ge_frombytes_lenient_x4(ge_p3 *p, int *ok, const uint8_t *const *s, int count);
 
 /* ge_tobytes with the inversion on the four-lane chain (the scalar code without the lanes). */

@@ -4,7 +4,8 @@
  * mixed-order points; the four-lane decoding (1 to 4 encodings) against ge_frombytes_lenient;
  * then tka_verify verdicts for new, repeated and cached keys against verdicts computed from the
  * definitions of both rules, on signatures whose A and R carry small-order parts and whose R
- * comes in non-canonical encodings. ctest runs it as is and with TKA_NATIVE_NO_IFMA=1. */
+ * comes in non-canonical encodings. ctest runs it as is, with TKA_NATIVE_NO_IFMA=1 (AVX2 where the CPU has it) and with
+ * TKA_NATIVE_NO_IFMA=1 TKA_NATIVE_NO_AVX2=1 (scalar). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,7 +204,10 @@ static void check_verdicts(const ge_p3 small[N_SMALL]) {
 }
 
 int main(void) {
-    printf("four-lane path: %s\n", ge_x4_available() ? "AVX-512 IFMA" : "scalar fallback");
+    int features = tka_native_features();
+    printf("four-lane path: %s\n", (features & TKA_FEATURE_IFMA)   ? "AVX-512 IFMA"
+                                   : (features & TKA_FEATURE_AVX2) ? "AVX2"
+                                                                   : "scalar fallback");
     ge_p3 small[N_SMALL];
     for (size_t i = 0; i < N_SMALL; i++) {
         uint8_t enc[32];

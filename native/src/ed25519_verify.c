@@ -71,9 +71,9 @@ static int verify_with_table(const ge_p3 *neg_a, const ge_cached *neg_a_table,
  * rule compares encode([S]B - [k]A) with R's bytes; that equals comparing the points when R's
  * bytes are the canonical encoding of the point they decode to (y < p, no "-0") and can
  * never hold otherwise, so those are refused first. */
-static int verify_decoded_pair(const ge_p3 *a, const ge_p3 *r, const uint8_t pk[32],
-                               const uint8_t *msg, size_t msg_len, const uint8_t sig[64],
-                               int rule) {
+int ed25519_verify_decoded_pair(const ge_p3 *a, const ge_p3 *r, const uint8_t pk[32],
+                                const uint8_t *msg, size_t msg_len, const uint8_t sig[64],
+                                int rule) {
     if (rule == TKA_RULE_COFACTORLESS && !ge_is_canonical_encoding(sig, r)) return 0;
     sc s, k, k1, k2, c;
     int k2_negative;
@@ -164,12 +164,22 @@ int tka_verify(const uint8_t *pk, size_t pk_len, const uint8_t *msg, size_t msg_
         (void)key_store(pk, &points[0]);
         /* Every point has an encoding, so an R that decodes to none fails both rules. */
         if (!ok[1]) return 0;
-        return verify_decoded_pair(&points[0], &points[1], pk, msg, msg_len, sig, rule);
+        return ed25519_verify_decoded_pair(&points[0], &points[1], pk, msg, msg_len, sig, rule);
     }
     if (e == NULL) {
         ge_p3 a;
         if (!ge_frombytes_lenient(&a, pk)) return 0;
         e = key_store(pk, &a);
+    }
+    if (!e->has_split && ge_x4_available()) {
+        /* Four lanes without the eight-lane table (AVX2): the half-length equation, with R
+         * decoded in the lanes, beats [S]B - [k]A at full length (about 1.25x). */
+        ge_p3 a, r;
+        int ok;
+        ge_frombytes_lenient_x4(&r, &ok, &sig, 1);
+        if (!ok) return 0;
+        ge_p3_neg(&a, &e->neg_a);
+        return ed25519_verify_decoded_pair(&a, &r, pk, msg, msg_len, sig, rule);
     }
     return verify_with_table(&e->neg_a, ge_x4_available() ? NULL : e->neg_a_table,
                              e->has_split ? &e->split : NULL, pk, msg, msg_len, sig, rule);

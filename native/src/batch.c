@@ -10,7 +10,7 @@
  * it agrees with single ZIP-215 verification, so on failure we bisect: with the z_i fixed the
  * combination is linear, so the right half's result follows from the whole and the left half
  * (one multi-scalar multiplication per level); small leaves are settled by exact single
- * verification. Ranges of at most SMALL_RANGE signatures (small batches, deep bisection
+ * verification. Ranges of at most small_range() signatures (small batches, deep bisection
  * levels) use one Straus pass over all their R, A and B terms instead.
  */
 #define _DEFAULT_SOURCE 1
@@ -20,6 +20,7 @@
 #include <sys/random.h>
 
 #include "ed25519_internal.h"
+#include "fe_ifma.h"
 #include "ge.h"
 #include "sc.h"
 #include "sha512_x8.h"
@@ -31,10 +32,14 @@
 /* Larger inputs are verified in independent chunks: memory stays around 16 MB, and beyond
  * this size Pippenger gains little per signature. */
 #define BATCH_CHUNK 65536
-/* Ranges up to this many signatures are checked with one Straus pass instead of Pippenger:
- * with the pass in eight IFMA lanes (straus_x8.c) it stays ahead to about 4,000 (n = 1000,
- * 3 keys, from C: 300k -> 430k sig/s with 2048 instead of 256). */
+/* Ranges up to small_range() signatures are checked with one Straus pass instead of
+ * Pippenger: with the pass in eight IFMA lanes (straus_x8.c) it stays ahead to about 4,000
+ * (n = 1000, 3 keys, from C: 300k -> 430k sig/s with 2048 instead of 256); the scalar pass
+ * only to a few hundred (n = 1000, 3 keys, without IFMA, from C: 89k with 2048, 154k with 256). */
 #define SMALL_RANGE 2048
+#define SMALL_RANGE_SCALAR 256
+
+static size_t small_range(void) { return fe_ifma_available() ? SMALL_RANGE : SMALL_RANGE_SCALAR; }
 
 int tka_os_random(uint8_t *buf, size_t len) {
     while (len > 0) {
@@ -76,7 +81,7 @@ typedef struct {
     ge_p3 *a_points;
     ge_niels *a_niels;
     sc *a_scalars;
-    ge_p3 *small_points; /* 2 * min(m, SMALL_RANGE) terms: R and A */
+    ge_p3 *small_points; /* 2 * min(m, small_range()) terms: R and A */
     sc *small_scalars;
 } batch_ctx;
 
@@ -193,7 +198,7 @@ static int check_range(batch_ctx *ctx, size_t lo, size_t hi, ge_p3 *sum_out) {
     }
     ge_p3 sum, part;
     int rc;
-    if (hi - lo <= SMALL_RANGE) { /* then also ntouched <= SMALL_RANGE */
+    if (hi - lo <= small_range()) { /* then also ntouched <= small_range() */
         /* Few terms: one Straus pass over R, A and B terms together beats Pippenger (in
          * eight IFMA lanes where available: straus_x8.c). */
         size_t m = hi - lo;
@@ -402,7 +407,7 @@ static int verify_chunk(const tka_batch_item *items, size_t n, uint8_t *verdicts
     ctx.a_niels = malloc(ctx.nkeys * sizeof(ge_niels));
     ctx.a_scalars = malloc(ctx.nkeys * sizeof(sc));
     /* Room for the R and A terms of the largest range check_range passes to Straus. */
-    size_t small_terms = 2 * (ctx.m < SMALL_RANGE ? ctx.m : SMALL_RANGE);
+    size_t small_terms = 2 * (ctx.m < small_range() ? ctx.m : small_range());
     ctx.small_points = malloc(small_terms * sizeof(ge_p3));
     ctx.small_scalars = malloc(small_terms * sizeof(sc));
     if (ctx.small_points == NULL || ctx.small_scalars == NULL || ctx.key_acc == NULL || ctx.key_touched == NULL || ctx.touched_list == NULL ||

@@ -105,9 +105,15 @@ def test_accepts_bytes_like_inputs(rng: random.Random) -> None:
     assert ed25519.verify(bytearray(pk), memoryview(m), bytearray(sig))
 
 
-def test_portable_path_gives_the_same_verdicts(tmp_path: object) -> None:
-    """TKA_NATIVE_NO_IFMA=1 forces the portable square-root path (the AVX-512 IFMA one is
-    used where the CPU has it); both must give the verdicts of single verification."""
+@pytest.mark.parametrize(
+    "switches",
+    [{"TKA_NATIVE_NO_IFMA": "1"}, {"TKA_NATIVE_NO_IFMA": "1", "TKA_NATIVE_NO_AVX2": "1"}],
+    ids=["no-ifma", "scalar"],
+)
+def test_portable_path_gives_the_same_verdicts(switches: dict[str, str]) -> None:
+    """TKA_NATIVE_NO_IFMA=1 turns the AVX-512 IFMA lanes off (the AVX2 ones then run where
+    the CPU has them), TKA_NATIVE_NO_AVX2=1 those too; every path must give the verdicts of
+    the definitions, batch and each-on-its-own alike."""
     import subprocess
     import sys
 
@@ -127,8 +133,11 @@ def test_portable_path_gives_the_same_verdicts(tmp_path: object) -> None:
         "got = ed25519.verify_batch(items)\n"
         "assert got == [ed25519.verify(*c) for c in items], got\n"
         "assert got.count(False) == 7, got.count(False)\n"
+        "each = ed25519.verify_batch(items, rule='cofactorless')\n"
+        "assert each == [ed25519.verify(*c, rule='cofactorless') for c in items], each\n"
+        "assert each == got, each\n"
     )
-    env = {**os.environ, "TKA_NATIVE_NO_IFMA": "1"}
+    env = {**os.environ, **switches}
     subprocess.run([sys.executable, "-c", script], env=env, check=True)
 
 

@@ -6,6 +6,13 @@
  * squaring and one four-lane multiplication, an addition two multiplications); masked lane
  * additions become blends.
  */
+/* GCC leaves its first scheduling pass off on x86; here, where every field element is ten
+ * vectors and AVX2 has sixteen registers, scheduling for register pressure spills far less:
+ * [a]P + [b]B 40 -> 30 us, the four-lane exponentiation 6.8 -> 6.0 us (Zen 3, GCC 12). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("schedule-insns", "sched-pressure")
+#endif
+
 #include "ge_x4_avx2.h"
 
 #include <stdlib.h>

@@ -28,7 +28,8 @@ Timed calls start from bytes, as ours does (keys and signatures decoded inside t
 except "one key" singles, where every verifier keeps its decoded key (ours: its key cache).
 Each figure is the fastest over 3 rounds (ours, then every build, in turn) of 5 repetitions
 (at least 20000 / n calls for small batches; 3 for n >= 16k, 2 for n = 100k).
-`--write-docs` writes the "Against the Rust verifiers" section of docs/benchmarks.md.
+`--write-docs` writes the "Against the Rust verifiers" section of docs/benchmarks.md (one per
+native path: AVX-512 IFMA, AVX2, scalar).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.bench_verify import interleaved_rates, machine, make_items, rate  # noqa: E402
-from bench.docs_section import replace_section  # noqa: E402
+from bench.docs_section import native_path, replace_section  # noqa: E402
 from verifier import ed25519  # noqa: E402
 
 SECTION = "## Against the Rust verifiers"
@@ -367,9 +368,10 @@ def main() -> int:
     table = render(args.quick, ours, built, figures)
     print(table)
     if args.write_docs:
+        _, suffix, env = native_path()
         replace_section(
-            SECTION,
-            f"`nice -n 10 python bench/bench_rust.py{' --quick' if args.quick else ''} "
+            SECTION + suffix,
+            f"`{env}nice -n 10 python bench/bench_rust.py{' --quick' if args.quick else ''} "
             "--write-docs` (`make bench-rust`) — bench/rust built with cargo `--release` "
             f"({crate_versions()}, from crates.io), one thread, 32-byte messages, the "
             "workloads of bench_verify.py (section \"Ed25519 verification\"), every column "

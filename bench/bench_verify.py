@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 from nacl.signing import SigningKey, VerifyKey  # noqa: E402
 
-from bench.docs_section import replace_section  # noqa: E402
+from bench.docs_section import native_path, replace_section  # noqa: E402
 from bench.netmap import Peer, synthetic_netmap  # noqa: E402
 from verifier import ed25519  # noqa: E402
 from verifier.peers import verify_peers, verify_peers_reference  # noqa: E402
@@ -101,15 +101,13 @@ def machine() -> str:
     for line in out.splitlines():
         key, _, value = line.partition(":")
         fields[key.strip()] = value.strip()
-    from verifier._native import lib
-
-    ifma = "AVX-512 IFMA" if lib.tka_native_features() & lib.TKA_FEATURE_IFMA else "portable"
+    path, _, _ = native_path()
     return (
         f"{fields.get('Model name', '?')} (family {fields.get('CPU family', '?')} model "
         f"{fields.get('Model', '?')}, L2 {fields.get('L2 cache', '?')}), "
         f"{fields.get('CPU(s)', '?')} CPUs, "
         f"{fields.get('Hypervisor vendor', 'bare metal')} guest, "
-        f"Python {platform.python_version()}, native path: {ifma}"
+        f"Python {platform.python_version()}, native path: {path}"
     )
 
 
@@ -258,12 +256,8 @@ def render(rows: list[tuple[str, float]], bad_ratio: float) -> str:
 
 
 def write_docs(table: str, quick: bool) -> None:
-    from verifier._native import lib
-
-    section_title, env = SECTION, ""
-    if not lib.tka_native_features() & lib.TKA_FEATURE_IFMA:
-        section_title += " (portable path, no AVX-512 IFMA)"
-        env = "TKA_NATIVE_NO_IFMA=1 "
+    _, suffix, env = native_path()
+    section_title = SECTION + suffix
     replace_section(
         section_title,
         f"`{env}nice -n 10 python bench/bench_verify.py{' --quick' if quick else ''} "

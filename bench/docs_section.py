@@ -20,3 +20,23 @@ def replace_section(title: str, body: str) -> None:
         text = text[:start] + section + ("" if nxt == -1 else "\n" + text[nxt + 1 :])
     BENCHMARKS_MD.write_text(text)
     print(f"wrote {BENCHMARKS_MD}")
+
+
+def native_path() -> tuple[str, str, str]:
+    """(label, section-title suffix, environment prefix) of the native path this process runs:
+    AVX-512 IFMA, AVX2 (no IFMA, or IFMA turned off) or scalar (both turned off or absent), so
+    that each path's figures keep a section of their own."""
+    import os
+
+    from verifier._native import lib
+
+    switches = "".join(
+        f"{name}=1 " for name in ("TKA_NATIVE_NO_IFMA", "TKA_NATIVE_NO_AVX2")
+        if os.environ.get(name, "") not in ("", "0")
+    )
+    features = lib.tka_native_features()
+    if features & lib.TKA_FEATURE_IFMA:
+        return "AVX-512 IFMA", "", switches
+    if features & lib.TKA_FEATURE_AVX2:
+        return "AVX2", " (AVX2 path, no AVX-512 IFMA)", switches
+    return "scalar", " (portable path, no AVX-512 IFMA)", switches

@@ -20,7 +20,6 @@ import hmac
 import json
 import os
 import re
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -406,6 +405,8 @@ class ControlService:
         # forget any an older version may have left.
         self.conn.execute("DELETE FROM auth_keys WHERE owner = 1 AND uses = 0 AND "
                           "expires_unix < ?", (now,))
+        import secrets  # here, not at start-up: it loads `random`
+
         key_id = "k" + secrets.token_hex(6)
         # Hex only: a wrapped key is split at "--TL", which hex never contains.
         text = f"{AUTHKEY_PREFIX}{key_id}-{secrets.token_hex(24)}"

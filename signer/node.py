@@ -26,15 +26,12 @@ import fcntl
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import nacl.bindings
 
 from signer import verbose
 from signer.echo import clip_input
@@ -71,7 +68,31 @@ def node_public_from_private(private: bytes) -> bytes:
     """The X25519 public key of a node private key (clamped as X25519 always is)."""
     if len(private) != 32:
         raise DecodeError(f"node private key must be 32 bytes, got {len(private)}")
-    return bytes(nacl.bindings.crypto_scalarmult_base(private))
+    try:
+        # PyNaCl's cffi binding of libsodium itself, without `nacl.bindings`: that package's
+        # body imports every one of its binding modules, about 5 ms of the start-up of every
+        # command on a node (issue 14 item 4), for the one function needed here.
+        from nacl._sodium import ffi, lib  # type: ignore[import-not-found]  # no stub
+    except ImportError:  # a PyNaCl laid out otherwise: its public binding
+        import nacl.bindings
+
+        return bytes(nacl.bindings.crypto_scalarmult_base(private))
+
+    def sodium_init() -> None:
+        if lib.sodium_init() == -1:
+            import nacl.exceptions
+
+            raise nacl.exceptions.RuntimeError("Could not initialize sodium")
+
+    # What `import nacl.bindings` does first (once per process: the same tag), then what its
+    # crypto_scalarmult_base does.
+    ffi.init_once(sodium_init, "libsodium")
+    public = ffi.new("unsigned char[]", 32)
+    if lib.crypto_scalarmult_base(public, private) != 0:
+        import nacl.exceptions
+
+        raise nacl.exceptions.RuntimeError("Unexpected library error")
+    return bytes(ffi.buffer(public, 32))
 
 
 _set = object.__setattr__
@@ -306,6 +327,8 @@ class NodeState:
     def remove_tka(self) -> None:
         """Delete the local authority entirely (disable / local-disable, docs/format.md §8)."""
         if self.tka_dir.exists():
+            import secrets  # here, not at start-up: it loads `random`
+
             # Rename first so that a crash mid-delete never leaves a half-authority in place.
             doomed = self.root / f"tka.deleting{secrets.token_hex(4)}"
             os.replace(self.tka_dir, doomed)

@@ -113,13 +113,14 @@ def go_json(doc: Any, indent: str = "  ") -> str:
     for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
         text = text.replace(ch, esc)
     text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return _NOT_PLAIN.sub(_json_escape, text) + "\n"
+    return re.sub(_NOT_PLAIN, _json_escape, text) + "\n"
 
 
 # json.dumps leaves DEL, C1 controls, bidi and other format characters raw inside strings,
 # where a terminal would act on them (the only raw controls it emits itself are the
-# indentation's newlines and tabs). Escaped, the document decodes to the same strings.
-_NOT_PLAIN = re.compile("[^\x20-\x7e\n\t]")
+# indentation's newlines and tabs). Escaped, the document decodes to the same strings. (Compiled
+# on first use, by re's cache: the human output needs none of it.)
+_NOT_PLAIN = "[^\x20-\x7e\n\t]"
 
 
 def _json_escape(match: re.Match[str]) -> str:

@@ -25,8 +25,10 @@ PREFIX = "tka -v: "
 _logger: logging.Logger | None = None
 _handler: logging.Handler | None = None
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_PIN_VALUE = re.compile(r"(pin-value)=[^;?&]*", re.IGNORECASE)
+# Patterns compiled on first use (re's cache), not on import: only -v and key URIs need them, and
+# compiling costs start-up time (issue 14 item 4).
+_CONTROL = r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+_PIN_VALUE = r"(pin-value)=[^;?&]*"
 
 
 def enable(on: bool) -> None:
@@ -44,7 +46,7 @@ def enable(on: bool) -> None:
         a name from the service) are escaped."""
 
         def format(self, record: logging.LogRecord) -> str:
-            return _CONTROL.sub(_escape, super().format(record))
+            return re.sub(_CONTROL, _escape, super().format(record))
 
     logger = logging.getLogger(LOGGER_NAME)
     handler = logging.StreamHandler(sys.stderr)
@@ -75,7 +77,7 @@ def address(text: str) -> str:
 
 def key_uri(uri: str) -> str:
     """A key URI as it may be logged: the value of any `pin-value=` replaced."""
-    return _PIN_VALUE.sub(r"\1=(hidden)", uri)
+    return re.sub(_PIN_VALUE, r"\1=(hidden)", uri, flags=re.IGNORECASE)
 
 
 def _escape(match: re.Match[str]) -> str:

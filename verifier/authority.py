@@ -3,7 +3,6 @@ new AUMs from storage-backed chains."""
 
 from __future__ import annotations
 
-import secrets
 import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -26,6 +25,8 @@ if TYPE_CHECKING:
 
 def new_state_ids() -> tuple[int, int]:
     """16 CSPRNG bytes as two little-endian uint64s (docs/format.md §6)."""
+    import secrets  # here, not at start-up: it loads `random`
+
     return struct.unpack("<QQ", secrets.token_bytes(16))
 
 

@@ -5,7 +5,6 @@ service keeps only its SHA-256 (control/service.py). One definition for both sid
 from __future__ import annotations
 
 import re
-import secrets
 
 CREDENTIAL_PREFIX = "nodecred:"
 CREDENTIAL_FORM = "nodecred:<64 hex>"
@@ -13,6 +12,8 @@ _CREDENTIAL = re.compile(r"nodecred:[0-9a-f]{64}")
 
 
 def new_credential() -> str:
+    import secrets  # here, not at start-up: it loads `random`
+
     return CREDENTIAL_PREFIX + secrets.token_bytes(32).hex()
 
 

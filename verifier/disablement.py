@@ -4,7 +4,6 @@ and the constant-time check of a secret against an authority's disablement value
 from __future__ import annotations
 
 import hmac
-import secrets
 
 KDF_SALT = b"tailscale network-lock disablement salt"
 KDF_TIME_COST = 4
@@ -32,6 +31,8 @@ def disablement_kdf(secret: bytes) -> bytes:
 
 
 def new_disablement_secret() -> bytes:
+    import secrets  # here, not at start-up: it loads `random`
+
     return secrets.token_bytes(SECRET_LEN)
 
 

@@ -315,8 +315,9 @@ class WeakWrappingKey(Frozen):
         _set(self, "all_zero", all_zero)
 
 
-_NOT_OK = re.compile(rb"[^\x00]")
-_WEAK = re.compile(rb"[^\xff]")
+# Compiled on first use (re's cache), not when `tka status` imports this module.
+_NOT_OK = rb"[^\x00]"
+_WEAK = rb"[^\xff]"
 
 
 class PackedVerdicts:
@@ -379,7 +380,7 @@ class PackedVerdicts:
             candidates: Iterable[int] = range(self._n)
         else:
             codes = self._column(self._results, 0, ffi.sizeof("tka_peer_result"))
-            from_c = (m.start() for m in _NOT_OK.finditer(codes))
+            from_c = (m.start() for m in re.finditer(_NOT_OK, codes))
             candidates = sorted({*from_c, *self._peers._odd_keys})
         for i in candidates:
             verdict = self[i]
@@ -425,7 +426,7 @@ class PackedVerdicts:
     def weak_candidates(self) -> list[int]:
         """Every peer `weak_wrapping_key` may answer for (the others have none), in order."""
         weak = self._column(self._info_or_raise(), 1, ffi.sizeof("tka_peer_info"))
-        return sorted({*(m.start() for m in _WEAK.finditer(weak)), *self._unread()})
+        return sorted({*(m.start() for m in re.finditer(_WEAK, weak)), *self._unread()})
 
     def kind_candidates(self, kind: int) -> list[int]:
         """Every peer whose outer kind may be `kind`: C read it so, or C could not read it."""

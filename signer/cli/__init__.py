@@ -19,9 +19,15 @@ import importlib
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import NoReturn
 
 from verifier.errors import TKAError
+
+# typing's names for annotations only (they are strings here): without importing `typing`,
+# several milliseconds of `tka --help` where nothing else loads it (issue 14 item 4); type
+# checkers take any `TYPE_CHECKING` as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 _LOCK = "signer.cli.lock_commands"
 
@@ -130,6 +136,7 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    only: set[str] | None = None  # the commands whose full parsers are built (None: all)
     if commands is None:
         modules = set(COMMAND_MODULES)
     else:
@@ -138,13 +145,18 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
             modules = set(COMMAND_MODULES)  # unknown here: let every module have its say
         else:
             modules = {COMMANDS[name][0] for name in wanted}
+            only = set(wanted)
     # The modules register into a scratch parser of the same name; their parsers then take the
     # places of the placeholders, so that the order of `tka --help` is the table's.
     scratch = ArgumentParser(prog=parser.prog)
     loaded = scratch.add_subparsers(dest="command", metavar="<command>", required=True)
     for module in COMMAND_MODULES:
         if module in modules:
-            importlib.import_module(module).register(loaded)
+            if module == _LOCK and only is not None:
+                # The lifecycle module has eleven commands: only those named are built.
+                importlib.import_module(module).register(loaded, only)
+            else:
+                importlib.import_module(module).register(loaded)
     for name, (_, help_text) in COMMANDS.items():
         subparsers.add_parser(name, help=help_text)
         if name in loaded.choices:

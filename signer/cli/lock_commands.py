@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from signer.cli import UsageError
 from signer.echo import clip_input
@@ -235,7 +235,17 @@ def _routed(name: str, handler: Handler) -> Handler:
     return run
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    only: Collection[str] | None = None,
+) -> None:
+    """Add the lifecycle commands to `subparsers`: all of them, or those named in `only` (`tka
+    <command>` builds the full parser of the one command it runs: the others' parsers are a
+    good part of its start-up time, issue 14 item 4)."""
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
     common = common_parser()
     authority = authority_parser()
 
@@ -248,85 +258,99 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     from signer.cli import lock_handlers as h
 
-    p = add("init", h.cmd_init, "Initialize tailnet lock")
-    p.add_argument("--gen-disablements", type=int, default=1, metavar="N",
-                   help="number of disablement secrets to generate (default 1)")
-    p.add_argument("--gen-disablement-for-support", action="store_true",
-                   help="generate a disablement secret and transmit it to the service's support")
-    p.add_argument("--secrets-out", metavar="FILE",
-                   help="write the disablement secrets to this new file (mode 0600, fsync-ed) "
-                        "instead of printing them")
-    p.add_argument("args", nargs="*", metavar="<trusted-key>|disablement:<hex>")
+    if wanted("init"):
+        p = add("init", h.cmd_init, "Initialize tailnet lock")
+        p.add_argument("--gen-disablements", type=int, default=1, metavar="N",
+                       help="number of disablement secrets to generate (default 1)")
+        p.add_argument("--gen-disablement-for-support", action="store_true",
+                       help="generate a disablement secret and transmit it to the service's "
+                            "support")
+        p.add_argument("--secrets-out", metavar="FILE",
+                       help="write the disablement secrets to this new file (mode 0600, fsync-ed) "
+                            "instead of printing them")
+        p.add_argument("args", nargs="*", metavar="<trusted-key>|disablement:<hex>")
 
-    p = add("status", h.cmd_status, "Outputs the state of tailnet lock")
-    add_json_flag(p)
-    p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    if wanted("status"):
+        p = add("status", h.cmd_status, "Outputs the state of tailnet lock")
+        add_json_flag(p)
+        p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
 
-    p = add("add", h.cmd_add, "Adds one or more trusted signing keys to tailnet lock")
-    p.add_argument("keys", nargs="*", metavar="<public-key>")
+    if wanted("add"):
+        p = add("add", h.cmd_add, "Adds one or more trusted signing keys to tailnet lock")
+        p.add_argument("keys", nargs="*", metavar="<public-key>")
 
-    p = add("remove", h.cmd_remove, "Removes one or more trusted signing keys from tailnet lock")
-    p.add_argument("--re-sign", nargs="?", const=True, default=True, type=_bool_value,
-                   metavar="BOOL",
-                   help="re-sign signatures made by the removed keys (default: true)")
-    p.add_argument("keys", nargs="*", metavar="<public-key>")
+    if wanted("remove"):
+        p = add("remove", h.cmd_remove,
+                "Removes one or more trusted signing keys from tailnet lock")
+        p.add_argument("--re-sign", nargs="?", const=True, default=True, type=_bool_value,
+                       metavar="BOOL",
+                       help="re-sign signatures made by the removed keys (default: true)")
+        p.add_argument("keys", nargs="*", metavar="<public-key>")
 
-    p = add("sign", h.cmd_sign, "Signs a node or pre-approved auth key")
-    p.add_argument("--deeplink", metavar="URL",
-                   help="sign the node a signing deeplink (tailscale://sign-device/v1/?…) names, "
-                        "after checking its MAC; an appliance shows the node's name and OS")
-    p.add_argument("--mode", choices=("revocable", "direct"),
-                   help="for a pre-approved auth key: revocable (default, as Tailscale does: a "
-                        "fresh credential key, added to the authority) or direct (the lock key "
-                        "signs the credential; nothing added)")
-    p.add_argument("--wrapper-stableid", metavar="ID", default="",
-                   help="with --authority: the stable ID recorded as the wrapping node in the "
-                        "credential key's metadata (default: empty)")
-    p.add_argument("args", nargs="*", metavar="<node-key> [<rotation-key>] | <auth-key>")
+    if wanted("sign"):
+        p = add("sign", h.cmd_sign, "Signs a node or pre-approved auth key")
+        p.add_argument("--deeplink", metavar="URL",
+                       help="sign the node a signing deeplink (tailscale://sign-device/v1/?…) "
+                            "names, after checking its MAC; an appliance shows the node's name "
+                            "and OS")
+        p.add_argument("--mode", choices=("revocable", "direct"),
+                       help="for a pre-approved auth key: revocable (default, as Tailscale does: a "
+                            "fresh credential key, added to the authority) or direct (the lock key "
+                            "signs the credential; nothing added)")
+        p.add_argument("--wrapper-stableid", metavar="ID", default="",
+                       help="with --authority: the stable ID recorded as the wrapping node in the "
+                            "credential key's metadata (default: empty)")
+        p.add_argument("args", nargs="*", metavar="<node-key> [<rotation-key>] | <auth-key>")
 
-    p = add("disable", h.cmd_disable,
-            "Consumes a disablement secret to shut down tailnet lock for the tailnet")
-    p.add_argument("args", nargs="*", metavar="<disablement-secret>",
-                   help="the secret, file:PATH, or '-'/nothing to read it from stdin")
+    if wanted("disable"):
+        p = add("disable", h.cmd_disable,
+                "Consumes a disablement secret to shut down tailnet lock for the tailnet")
+        p.add_argument("args", nargs="*", metavar="<disablement-secret>",
+                       help="the secret, file:PATH, or '-'/nothing to read it from stdin")
 
-    p = add("disablement-kdf", h.cmd_disablement_kdf,
-            "Computes a disablement value from a disablement secret (advanced users only)")
-    p.add_argument("args", nargs="*", metavar="<hex-encoded-disablement-secret>")
+    if wanted("disablement-kdf"):
+        p = add("disablement-kdf", h.cmd_disablement_kdf,
+                "Computes a disablement value from a disablement secret (advanced users only)")
+        p.add_argument("args", nargs="*", metavar="<hex-encoded-disablement-secret>")
 
-    p = add("log", h.cmd_log, "List changes applied to tailnet lock")
-    p.add_argument("--limit", type=int, default=50, metavar="N",
-                   help="max number of updates to list (default 50)")
-    p.add_argument("--graph", nargs="?", const="text", default=None, metavar="FORMAT",
-                   help="draw every stored AUM as a tree instead, forks and discarded AUMs "
-                        "included (--limit does not apply): text (default), dot, or svg "
-                        "(needs Graphviz)")
-    add_json_flag(p)
+    if wanted("log"):
+        p = add("log", h.cmd_log, "List changes applied to tailnet lock")
+        p.add_argument("--limit", type=int, default=50, metavar="N",
+                       help="max number of updates to list (default 50)")
+        p.add_argument("--graph", nargs="?", const="text", default=None, metavar="FORMAT",
+                       help="draw every stored AUM as a tree instead, forks and discarded AUMs "
+                            "included (--limit does not apply): text (default), dot, or svg "
+                            "(needs Graphviz)")
+        add_json_flag(p)
 
-    p = add("local-disable", h.cmd_local_disable, "Disables tailnet lock for this node only")
-    p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    if wanted("local-disable"):
+        p = add("local-disable", h.cmd_local_disable, "Disables tailnet lock for this node only")
+        p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
 
-    p = add("revoke-keys", h.cmd_revoke_keys, "Revoke compromised tailnet-lock keys")
-    p.add_argument("--cosign", action="store_true",
-                   help="add this node's signature to the recovery blob")
-    p.add_argument("--finish", action="store_true",
-                   help="finish the recovery by transmitting the revocation")
-    p.add_argument("--fork-from", default="", metavar="HASH",
-                   help="parent AUM hash to rewrite from (64 hex or 52 base32; advanced)")
-    p.add_argument("args", nargs="*", metavar="<tailnet-lock-key>|<recovery-blob>")
+    if wanted("revoke-keys"):
+        p = add("revoke-keys", h.cmd_revoke_keys, "Revoke compromised tailnet-lock keys")
+        p.add_argument("--cosign", action="store_true",
+                       help="add this node's signature to the recovery blob")
+        p.add_argument("--finish", action="store_true",
+                       help="finish the recovery by transmitting the revocation")
+        p.add_argument("--fork-from", default="", metavar="HASH",
+                       help="parent AUM hash to rewrite from (64 hex or 52 base32; advanced)")
+        p.add_argument("args", nargs="*", metavar="<tailnet-lock-key>|<recovery-blob>")
 
-    p = subparsers.add_parser("node", help="Manage this node's registration")
-    node_sub = p.add_subparsers(dest="node_command", metavar="<subcommand>", required=True)
-    r = node_sub.add_parser("register", parents=[common],
-                            help="Register a node with the coordination service")
-    r.add_argument("--name", required=True, help="the node's name")
-    r.add_argument("--auth-key", metavar="KEY",
-                   help="auth key (may be a wrapped --TL key); file:PATH or '-' for stdin")
-    r.add_argument("--lock-key", metavar="URI",
-                   help="lock-key backend URI; default: a new file key in the state directory")
-    r.add_argument("--control-ca", metavar="FILE",
-                   help="PEM CA the service's https certificate must chain to (kept in the "
-                        "state directory)")
-    r.set_defaults(func=h.cmd_node_register)
+    if wanted("node"):
+        p = subparsers.add_parser("node", help="Manage this node's registration")
+        node_sub = p.add_subparsers(dest="node_command", metavar="<subcommand>", required=True)
+        r = node_sub.add_parser("register", parents=[common],
+                                help="Register a node with the coordination service")
+        r.add_argument("--name", required=True, help="the node's name")
+        r.add_argument("--auth-key", metavar="KEY",
+                       help="auth key (may be a wrapped --TL key); file:PATH or '-' for stdin")
+        r.add_argument("--lock-key", metavar="URI",
+                       help="lock-key backend URI; default: a new file key in the state directory")
+        r.add_argument("--control-ca", metavar="FILE",
+                       help="PEM CA the service's https certificate must chain to (kept in the "
+                            "state directory)")
+        r.set_defaults(func=h.cmd_node_register)
 
 
 def program_name() -> str:

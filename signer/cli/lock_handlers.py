@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import sys
 import time
@@ -257,14 +256,14 @@ def parse_key_arg(text: str, index: int) -> Key:
     return ed25519_key(public, votes=votes)
 
 
-_ATOI = re.compile(r"[+-]?[0-9]+")
+_ATOI = r"[+-]?[0-9]+"  # compiled on first use (re's cache), not at start-up
 
 
 def _atoi(text: str, what: str) -> int:
     """Go's strconv.Atoi, which the reference parses votes with: an optional sign and ASCII
     digits only (Python's int() would also take "٣", " 3" and "1_0"), within int64."""
     quoted = json.dumps(text[:40], ensure_ascii=False)  # Go's %q, cut to fit a line
-    if not _ATOI.fullmatch(text):
+    if not re.fullmatch(_ATOI, text):
         raise UsageError(f"{what}: strconv.Atoi: parsing {quoted}: invalid syntax")
     value = int(text)
     if not -(1 << 63) <= value < (1 << 63):
@@ -731,6 +730,8 @@ def _modify(s: Session, add: list[Key], remove: list[bytes], plan: list[str], ac
                     f"on its new head ({attempt + 1} of {MAX_REBUILDS})",
                     file=sys.stderr,
                 )
+                import secrets  # here, not at start-up: it loads `random`
+
                 time.sleep(secrets.SystemRandom().uniform(0, REBUILD_BACKOFF * attempt))
                 s.resync()
                 for backend in backends:

@@ -104,6 +104,9 @@ def test_help_imports_no_command_and_nothing_heavy(tmp_path: Path) -> None:
     # No command module either: `tka --help` needs only the table.
     assert not {m for m in COMMAND_MODULES if m in loaded}
     assert "verifier.aum" not in loaded and "signer.render" not in loaded
+    # Annotations only: `typing` is not loaded for them (several ms in a fresh venv; where the
+    # interpreter's `site` loaded it already, it cannot show up here).
+    assert "typing" not in loaded
 
 
 def test_status_on_the_embedded_service_imports_no_http_or_tls(
@@ -111,10 +114,45 @@ def test_status_on_the_embedded_service_imports_no_http_or_tls(
 ) -> None:
     state, db = node
     loaded = _loaded_by(tmp_path, "status", "--state", state, "--control", db)
-    # sqlite3 is the embedded service, nacl the node key, cffi the native verifier.
+    # sqlite3 is the embedded service, nacl the node key, cffi the native verifier. pathlib
+    # (Python 3.11) imports urllib.parse itself, which shows where `site` has not loaded it.
+    if "pathlib" in loaded:
+        loaded -= {"urllib", "urllib.parse"}
     assert not _heavy(loaded, allowed=("sqlite3", "_sqlite3", "nacl", "cffi", "_cffi_backend"))
     assert not {"signer.cli.key_commands", "signer.cli.appliance_commands",
                 "signer.cli.audit_commands", "signer.backends.pkcs11"} & loaded
+    # The node key's X25519 half comes from PyNaCl's libsodium binding itself, without the
+    # binding modules `nacl.bindings` would load.
+    assert "nacl._sodium" in loaded and "nacl.bindings" not in loaded
+    # Nothing is drawn at random in a read-only command: `secrets` (with `random`) stays out.
+    # (Where this interpreter's `site` has loaded a module already, it cannot show up here.)
+    assert not {"secrets", "random"} & loaded
+
+
+def test_a_command_built_alone_parses_and_helps_as_in_the_full_parser() -> None:
+    # `tka <command>` builds only that command's parser (signer.cli.build_parser): the same
+    # parser as in the full tree, placeholders aside.
+    full = build_parser()
+    every = [*signer.cli.lock_commands.HELP_ORDER, "node register"]
+    for words in (w.split() for w in every):
+        alone = build_parser(words[:1])
+        parsers = []
+        for top in (full, alone):
+            parser = top
+            for word in words:
+                parser = signer.cli._subcommands(parser)[word]
+            parsers.append(parser)
+        assert parsers[0].format_help() == parsers[1].format_help(), words
+        assert alone.format_help() == full.format_help()
+
+
+def test_the_node_public_key_is_libsodiums() -> None:
+    import nacl.bindings
+
+    from signer.node import node_public_from_private
+
+    for private in (bytes(32), b"\xff" * 32, bytes(range(32)), os.urandom(32)):
+        assert node_public_from_private(private) == nacl.bindings.crypto_scalarmult_base(private)
 
 
 def test_version_reads_the_metadata_only_when_asked(tmp_path: Path) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 
 from verifier.errors import StorageError
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    import secrets  # here, not at start-up: it loads `random` (a read-only command writes none)
+
     directory = path.parent
     tmp = directory / f"{path.name}.tmp{secrets.token_hex(6)}"
     try:
@@ -41,6 +42,8 @@ def atomic_create(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Create `path` with `data`, never replacing an existing file: written under a temporary
     name created with `mode` (so never wider, whatever the umask), fsync-ed, then linked into
     place, which fails if the name exists. After a crash the file is whole or absent."""
+    import secrets
+
     directory = path.parent
     tmp = directory / f".{path.name}.tmp{secrets.token_hex(6)}"
     try:

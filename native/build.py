@@ -19,7 +19,10 @@ from cffi import FFI
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "native" / "include" / "tka_native.h"
 SOURCE_DIR = ROOT / "native" / "src"
-CFLAGS = ["-O3", "-std=c11", "-Wall", "-Wextra"]
+# Python's own CFLAGS (sysconfig), which setuptools puts first, carry -fwrapv: defined wrapping of
+# signed overflow cost single verification 12% (Zen 3, GCC 12, best of ten alternating runs;
+# the C core never relies on it: the sanitizer builds trap signed overflow), so it is undone.
+CFLAGS = ["-O3", "-fno-wrapv", "-std=c11", "-Wall", "-Wextra"]
 # Warnings are errors where we build (in place here, and in CMake's builds of the same sources),
 # not in a wheel built from the sdist: a newer compiler's new warning must not stop an install.
 DEV_CFLAGS = [*CFLAGS, "-Werror"]

@@ -496,13 +496,13 @@ void fe_pow22523_x4(fe out[4], const fe z[4]) {
 }
 
 void ge_x4_tobytes(uint8_t s[32], const ge_p3 *p) {
-    if (!ge_x4_available()) {
+    /* One inversion alone: without IFMA the scalar chain is the faster (as for one root). */
+    if (!x4_ifma()) {
         ge_tobytes(s, p);
         return;
     }
     fe z[4] = {p->Z, p->Z, p->Z, p->Z}, zinv[4], x, y;
-    if (x4_ifma()) invert_x4(zinv, z);
-    else fe_invert_avx2(zinv, z);
+    invert_x4(zinv, z);
     fe_mul(&x, &p->X, &zinv[0]);
     fe_mul(&y, &p->Y, &zinv[0]);
     fe_tobytes(s, &y);

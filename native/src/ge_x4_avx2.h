@@ -16,8 +16,7 @@ void ge_double_scalarmult_avx2(ge_p3 *out, const ge_p3 *p, const sc *a, const sc
 void ge_triple_scalarmult_avx2(ge_p3 *out, const ge_p3 *p, const sc *a, const ge_p3 *q,
                                const sc *b, const sc *c);
 
-/* out[j] = z[j]^((p-5)/8) and z[j]^(p-2), four at once. */
+/* out[j] = z[j]^((p-5)/8), four at once. */
 void fe_pow22523_avx2(fe out[4], const fe z[4]);
-void fe_invert_avx2(fe out[4], const fe z[4]);
 
 #endif

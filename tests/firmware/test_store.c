@@ -199,7 +199,7 @@ static void test_vault(void) {
     CHECK(!vault_name_ok((const uint8_t *)"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 33));
     uint8_t seed[32];
     for (int i = 0; i < VAULT_MAX_KEYS; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "k%d", i);
         memset(seed, i + 1, 32);
         CHECK_EQ(vault_add_key(v, name, seed, 1000 + (uint64_t)i), i);

@@ -373,7 +373,7 @@ static void bounds(void) {
         put_hex(&b, "a3 0104 02f6 07");
         put_head(&b, 5, entries);
         for (size_t i = 0; i < entries; i++) {
-            char key[8];
+            char key[24];
             snprintf(key, sizeof key, "k%03zu", i); /* equal lengths, ascending bytes */
             put_text(&b, key);
             put_text(&b, "v");

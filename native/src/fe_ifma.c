@@ -25,6 +25,7 @@
 #include <stdlib.h>
 
 #include "fe8_ifma.h"
+#include "ge8_ifma.h"
 
 IFMA_TARGET static void fe8_sqn(fe8 *h, const fe8 *f, int n) {
     fe8_sq(h, f);
@@ -144,6 +145,60 @@ void ge_bucket_madd8(ge_p3 *buckets, const uint32_t bucket_index[8], const ge_ni
     bucket_madd8_ifma(buckets, bucket_index, points, point_index, negate_mask);
 }
 
+/* Pippenger's running sums, eight segments at a time: lane j walks buckets
+ * [j*seg, (j+1)*seg) from the top down, ending with running_j = sum of its buckets and
+ * sum_j = sum_t (t+1) bucket[j*seg + t]. Then sum_b (b+1) bucket[b]
+ *     = sum_j sum_j + seg * sum_j j * running_j,
+ * and the last sum is itself a running sum over the eight lanes. */
+IFMA_TARGET static void bucket_weighted_sum_ifma(ge_p3 *out, const ge_p3 *buckets, size_t nbuckets) {
+    const size_t seg = nbuckets / 8;
+    fe8 d2;
+    fe8_broadcast(&d2, &FE_D2);
+    p3_8 running, sum;
+    fe8_set_small(&running.X, 0);
+    fe8_set_small(&running.Y, 1);
+    fe8_set_small(&running.Z, 1);
+    fe8_set_small(&running.T, 0);
+    sum = running;
+    for (size_t t = seg; t-- > 0;) {
+        const uint64_t *row[8];
+        for (int j = 0; j < 8; j++) row[j] = (const uint64_t *)(const void *)&buckets[(size_t)j * seg + t];
+        __m512i w[24];
+        fe8_load_rows(w, row, 20);
+        p3_8 b;
+        for (int k = 0; k < 5; k++) {
+            b.X.v[k] = w[k];
+            b.Y.v[k] = w[5 + k];
+            b.Z.v[k] = w[10 + k];
+            b.T.v[k] = w[15 + k];
+        }
+        cached_8 c;
+        p1p1_8 r;
+        p3_to_cached_8(&c, &b, &d2);
+        add_cached_8(&r, &running, &c, 0);
+        p1p1_to_p3_8(&running, &r);
+        p3_to_cached_8(&c, &running, &d2);
+        add_cached_8(&r, &sum, &c, 0);
+        p1p1_to_p3_8(&sum, &r);
+    }
+    ge_p3 runs[8], sums[8];
+    store_p3_8(runs, &running);
+    store_p3_8(sums, &sum);
+    /* weighted = sum_j j * running_j, from lane 7 down. */
+    ge_p3 acc = runs[7], weighted = runs[7];
+    for (int j = 6; j >= 1; j--) {
+        ge_p3_add(&acc, &acc, &runs[j]);
+        ge_p3_add(&weighted, &weighted, &acc);
+    }
+    for (size_t s = seg; s > 1; s >>= 1) ge_dbl_p3(&weighted, &weighted);
+    for (int j = 0; j < 8; j++) ge_p3_add(&weighted, &weighted, &sums[j]);
+    *out = weighted;
+}
+
+void ge_bucket_weighted_sum8(ge_p3 *out, const ge_p3 *buckets, size_t nbuckets) {
+    bucket_weighted_sum_ifma(out, buckets, nbuckets);
+}
+
 int fe_ifma_available(void) {
     /* TKA_NATIVE_NO_IFMA=1 forces the portable path (to test it on IFMA machines). A race
      * between threads on first use only computes the same value twice. */
@@ -182,6 +237,17 @@ void ge_bucket_madd8(ge_p3 *buckets, const uint32_t bucket_index[8], const ge_ni
         ge_add_niels(&t, &buckets[bucket_index[j]], &points[point_index[j]], (negate_mask >> j) & 1);
         ge_p1p1_to_p3(&buckets[bucket_index[j]], &t);
     }
+}
+
+void ge_bucket_weighted_sum8(ge_p3 *out, const ge_p3 *buckets, size_t nbuckets) {
+    ge_p3 running, sum;
+    ge_p3_identity(&running);
+    ge_p3_identity(&sum);
+    for (size_t b = nbuckets; b-- > 0;) {
+        ge_p3_add(&running, &running, &buckets[b]);
+        ge_p3_add(&sum, &sum, &running);
+    }
+    *out = sum;
 }
 
 int fe_ifma_available(void) { return 0; }

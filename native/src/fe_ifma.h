@@ -17,4 +17,9 @@ void fe_pow22523_x8(fe out[8], const fe in[8]);
 void ge_bucket_madd8(ge_p3 *buckets, const uint32_t bucket_index[8], const ge_niels *points,
                      const uint32_t point_index[8], uint8_t negate_mask);
 
+/* out = sum_b (b+1) buckets[b] (Pippenger's weighted bucket sum), eight segments in IFMA lanes.
+ * nbuckets must be a power of two >= 8 and every bucket set (the identity where unused).
+ * Call only when fe_ifma_available(). */
+void ge_bucket_weighted_sum8(ge_p3 *out, const ge_p3 *buckets, size_t nbuckets);
+
 #endif

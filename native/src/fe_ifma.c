@@ -27,36 +27,48 @@
 #include "fe8_ifma.h"
 #include "ge8_ifma.h"
 
-IFMA_TARGET static void fe8_sqn(fe8 *h, const fe8 *f, int n) {
-    fe8_sq(h, f);
-    for (int i = 1; i < n; i++) fe8_sq(h, h);
+/* The chain runs k (1 or 2) independent eight-lane exponentiations side by side: one alone is
+ * bound by the latency of each squaring, two interleaved keep the multipliers busier
+ * (Zen 4: 20.2 -> 17.4 ns per eight-lane squaring). */
+IFMA_TARGET FE8_INLINE void fe8_sqn_k(fe8 *h, const fe8 *f, int n, int k) {
+    for (int j = 0; j < k; j++) fe8_sq(&h[j], &f[j]);
+    for (int i = 1; i < n; i++)
+        for (int j = 0; j < k; j++) fe8_sq(&h[j], &h[j]);
 }
 
-IFMA_TARGET static void fe8_pow22523(fe8 *out, const fe8 *z) {
-    fe8 z2, z9, z11, t, z5, z10, z20, z50, z100;
-    fe8_sq(&z2, z);
-    fe8_sqn(&t, &z2, 2);
-    fe8_mul(&z9, &t, z);
-    fe8_mul(&z11, &z9, &z2);
-    fe8_sq(&t, &z11);
-    fe8_mul(&z5, &t, &z9);
-    fe8_sqn(&t, &z5, 5);
-    fe8_mul(&z10, &t, &z5);
-    fe8_sqn(&t, &z10, 10);
-    fe8_mul(&z20, &t, &z10);
-    fe8_sqn(&t, &z20, 20);
-    fe8_mul(&t, &t, &z20);
-    fe8_sqn(&t, &t, 10);
-    fe8_mul(&z50, &t, &z10);
-    fe8_sqn(&t, &z50, 50);
-    fe8_mul(&z100, &t, &z50);
-    fe8_sqn(&t, &z100, 100);
-    fe8_mul(&t, &t, &z100);
-    fe8_sqn(&t, &t, 50);
-    fe8_mul(&t, &t, &z50);
-    fe8_sqn(&t, &t, 2);
-    fe8_mul(out, &t, z);
+IFMA_TARGET FE8_INLINE void fe8_mul_k(fe8 *h, const fe8 *f, const fe8 *g, int k) {
+    for (int j = 0; j < k; j++) fe8_mul(&h[j], &f[j], &g[j]);
 }
+
+IFMA_TARGET FE8_INLINE void fe8_pow22523_k(fe8 *out, const fe8 *z, int k) {
+    fe8 z2[2], z9[2], z11[2], t[2], z5[2], z10[2], z20[2], z50[2], z100[2];
+    fe8_sqn_k(z2, z, 1, k);
+    fe8_sqn_k(t, z2, 2, k);
+    fe8_mul_k(z9, t, z, k);
+    fe8_mul_k(z11, z9, z2, k);
+    fe8_sqn_k(t, z11, 1, k);
+    fe8_mul_k(z5, t, z9, k);
+    fe8_sqn_k(t, z5, 5, k);
+    fe8_mul_k(z10, t, z5, k);
+    fe8_sqn_k(t, z10, 10, k);
+    fe8_mul_k(z20, t, z10, k);
+    fe8_sqn_k(t, z20, 20, k);
+    fe8_mul_k(t, t, z20, k);
+    fe8_sqn_k(t, t, 10, k);
+    fe8_mul_k(z50, t, z10, k);
+    fe8_sqn_k(t, z50, 50, k);
+    fe8_mul_k(z100, t, z50, k);
+    fe8_sqn_k(t, z100, 100, k);
+    fe8_mul_k(t, t, z100, k);
+    fe8_sqn_k(t, t, 50, k);
+    fe8_mul_k(t, t, z50, k);
+    fe8_sqn_k(t, t, 2, k);
+    fe8_mul_k(out, t, z, k);
+}
+
+IFMA_TARGET static void fe8_pow22523(fe8 *out, const fe8 *z) { fe8_pow22523_k(out, z, 1); }
+
+IFMA_TARGET static void fe8_pow22523_2(fe8 out[2], const fe8 z[2]) { fe8_pow22523_k(out, z, 2); }
 
 IFMA_TARGET static void pow22523_x8_ifma(fe out[8], const fe in[8]) {
     fe8 z, r;
@@ -71,6 +83,50 @@ IFMA_TARGET static void pow22523_x8_ifma(fe out[8], const fe in[8]) {
         uint64_t lanes[8];
         _mm512_storeu_si512((void *)lanes, r.v[i]);
         for (int j = 0; j < 8; j++) out[j].v[i] = lanes[j];
+    }
+}
+
+/* Sixteen decodings up to the choice of root, in two eight-lane halves: everything of
+ * ge_decode_prepare and ge_decode_root, so only ge_decode_pick is left in scalar code. */
+IFMA_TARGET static void decode_root_x16_ifma(fe x[16], fe vxx[16], fe y[16], fe u[16],
+                                             const uint8_t *const s[16]) {
+    fe8 y8[2], u8[2], v8[2], v3[2], uv7[2], t[2], one, d;
+    fe8_set_small(&one, 1);
+    fe8_broadcast(&d, &FE_D);
+    for (int h = 0; h < 2; h++) {
+        const fe *rows[8];
+        for (int j = 0; j < 8; j++) {
+            fe_frombytes(&y[8 * h + j], s[8 * h + j]);
+            rows[j] = &y[8 * h + j];
+        }
+        fe8_load_lanes(&y8[h], rows);
+        fe8 y2, v7;
+        fe8_sq(&y2, &y8[h]);
+        fe8_sub(&u8[h], &y2, &one);
+        fe8_mul(&v8[h], &y2, &d);
+        fe8_add(&v8[h], &v8[h], &one);
+        fe8_sq(&v3[h], &v8[h]);
+        fe8_mul(&v3[h], &v3[h], &v8[h]);
+        fe8_sq(&v7, &v3[h]);
+        fe8_mul(&v7, &v7, &v8[h]);
+        fe8_mul(&uv7[h], &u8[h], &v7);
+    }
+    fe8_pow22523_2(t, uv7);
+    for (int h = 0; h < 2; h++) {
+        fe8 x8, vxx8;
+        fe8_mul(&x8, &u8[h], &v3[h]);
+        fe8_mul(&x8, &x8, &t[h]);
+        fe8_sq(&vxx8, &x8);
+        fe8_mul(&vxx8, &vxx8, &v8[h]);
+        fe *xo[8], *vo[8], *uo[8];
+        for (int j = 0; j < 8; j++) {
+            xo[j] = &x[8 * h + j];
+            vo[j] = &vxx[8 * h + j];
+            uo[j] = &u[8 * h + j];
+        }
+        fe8_store_lanes(xo, &x8);
+        fe8_store_lanes(vo, &vxx8);
+        fe8_store_lanes(uo, &u8[h]);
     }
 }
 
@@ -228,6 +284,10 @@ void fe_pow22523_x8(fe out[8], const fe in[8]) {
     fe_pow22523_x4(out + 4, in + 4);
 }
 
+void ge_decode_root_x16(fe x[16], fe vxx[16], fe y[16], fe u[16], const uint8_t *const s[16]) {
+    decode_root_x16_ifma(x, vxx, y, u, s);
+}
+
 #else /* not x86-64 GCC/Clang: portable code only */
 
 void ge_bucket_madd8(ge_p3 *buckets, const uint32_t bucket_index[8], const ge_niels *points,
@@ -255,6 +315,10 @@ int fe_ifma_available(void) { return 0; }
 void fe_pow22523_x8(fe out[8], const fe in[8]) {
     fe_pow22523_lanes(out, in);
     fe_pow22523_lanes(out + FE_LANES, in + FE_LANES);
+}
+
+void ge_decode_root_x16(fe x[16], fe vxx[16], fe y[16], fe u[16], const uint8_t *const s[16]) {
+    (void)x, (void)vxx, (void)y, (void)u, (void)s; /* never called: no IFMA here */
 }
 
 #endif

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blake2s.h"
 #include "nks_reader.h"
 #include "tka_native.h"
 
@@ -35,12 +36,16 @@ typedef struct {
     uint8_t cofactorless;
     const uint8_t *pk;
     const uint8_t *sig;
-    uint8_t digest[32];
+    const uint8_t *nks; /* the signed message is span's part of these bytes */
+    nks_span span;
+    uint8_t digest[32]; /* filled by hash_checks, eight at a time */
 } pending_check;
 
 typedef struct {
     pending_check *items;
     size_t len, cap;
+    uint8_t *scratch; /* messages being hashed (hash_checks) */
+    size_t scratch_cap;
 } check_list;
 
 static pending_check *check_list_push(check_list *list) {
@@ -78,9 +83,10 @@ static int has_node_prefix(const nks_bytes *b) {
     return b->len >= 2 && b->ptr[0] == 'n' && b->ptr[1] == 'p';
 }
 
-/* Queues the signature check of level `depth`; 0 if out of memory. */
-static int queue_check(check_list *checks, size_t peer, const uint8_t *data, const nks_chain *ch,
-                       unsigned depth, const uint8_t *pk, int cofactorless) {
+/* Queues the signature check of level `depth` (its digest is taken later, with others');
+ * 0 if out of memory. */
+static int queue_check(check_list *checks, size_t peer, const uint8_t *data, size_t len,
+                       const nks_chain *ch, unsigned depth, const uint8_t *pk, int cofactorless) {
     pending_check *c = check_list_push(checks);
     if (c == NULL) return 0;
     c->peer = peer;
@@ -88,7 +94,53 @@ static int queue_check(check_list *checks, size_t peer, const uint8_t *data, con
     c->cofactorless = (uint8_t)cofactorless;
     c->pk = pk;
     c->sig = ch->levels[depth].signature.ptr;
-    nks_sig_hash(data, ch, depth, c->digest);
+    c->nks = data;
+    if (!nks_sig_span(ch, depth, len, &c->span)) {
+        /* An NKS of 4 GiB or more: hash it now, one at a time. */
+        nks_sig_hash(data, ch, depth, c->digest);
+        c->nks = NULL;
+    }
+    return 1;
+}
+
+/* Every queued check's digest, eight messages at a time (blake2s_x8.c). A message is the
+ * level's bytes with its signature entry cut out, so most are copied into `scratch` first
+ * (checks->scratch, grown as needed); 0 if out of memory. */
+static int hash_checks(check_list *checks) {
+    for (size_t at = 0; at < checks->len;) {
+        pending_check *group[8];
+        int count = 0;
+        size_t need = 0;
+        for (; at < checks->len && count < 8; at++) {
+            pending_check *c = &checks->items[at];
+            if (c->nks == NULL) continue; /* hashed when queued */
+            group[count++] = c;
+            need += nks_span_len(&c->span);
+        }
+        if (count == 0) break;
+        if (need > checks->scratch_cap) {
+            uint8_t *grown = realloc(checks->scratch, need);
+            if (grown == NULL) return 0;
+            checks->scratch = grown;
+            checks->scratch_cap = need;
+        }
+        const uint8_t *msgs[8];
+        size_t lens[8], used = 0;
+        uint8_t digests[8][32];
+        for (int j = 0; j < count; j++) {
+            const pending_check *c = group[j];
+            lens[j] = nks_span_len(&c->span);
+            if (c->span.cut_end == c->span.cut_start) {
+                msgs[j] = c->nks + c->span.start; /* nothing cut: hash in place */
+            } else {
+                nks_span_copy(c->nks, &c->span, checks->scratch + used);
+                msgs[j] = checks->scratch + used;
+                used += lens[j];
+            }
+        }
+        blake2s_x8(digests, msgs, lens, count);
+        for (int j = 0; j < count; j++) memcpy(group[j]->digest, digests[j], 32);
+    }
     return 1;
 }
 
@@ -98,7 +150,7 @@ static int queue_check(check_list *checks, size_t peer, const uint8_t *data, con
  * Leaves r = OK with the needed checks queued, or r = the first failure met before any
  * queued check could fail. Returns 0 only when out of memory.
  */
-static int judge_structure(const uint8_t *node_key, const uint8_t *data, const nks_chain *ch,
+static int judge_structure(const uint8_t *node_key, const uint8_t *data, size_t len, const nks_chain *ch,
                            const trust_set *trust, check_list *checks, size_t peer,
                            tka_peer_result *r) {
     const nks_level *lv = ch->levels;
@@ -163,7 +215,7 @@ static int judge_structure(const uint8_t *node_key, const uint8_t *data, const n
                 set_result(r, TKA_PEER_BAD_SIGNATURE, d, 0);
                 return 1;
             }
-            if (!queue_check(checks, peer, data, ch, d, rotation_key->ptr, 1)) return 0;
+            if (!queue_check(checks, peer, data, len, ch, d, rotation_key->ptr, 1)) return 0;
             const nks_level *inner = &lv[d + 1];
             if (inner->kind == SIGKIND_CREDENTIAL) {
                 expected_key = zero_key;
@@ -196,7 +248,7 @@ static int judge_structure(const uint8_t *node_key, const uint8_t *data, const n
                 set_result(r, TKA_PEER_NESTED_PUBKEY_LENGTH, 0, (uint32_t)level->pubkey.len);
             }
         }
-        return queue_check(checks, peer, data, ch, d, trusted_pk, 0);
+        return queue_check(checks, peer, data, len, ch, d, trusted_pk, 0);
     }
     /* Not reachable: the key ID walk stops at a direct or credential level. */
     set_result(r, TKA_PEER_UNHANDLED_KIND, 0, 0);
@@ -328,11 +380,12 @@ static int judge_window(const chunk_job *job, size_t start, size_t count, check_
             continue;
         }
         if (job->info != NULL) describe(chain, &job->info[p]);
-        if (!judge_structure(job->node_keys + 32 * p, data, chain, &job->trust, checks, i,
+        if (!judge_structure(job->node_keys + 32 * p, data, len, chain, &job->trust, checks, i,
                              &results[i])) {
             return TKA_ERR_NOMEM;
         }
     }
+    if (!hash_checks(checks)) return TKA_ERR_NOMEM;
     int rc = run_checks(checks, 0, results, failed);
     return rc < 0 ? rc : run_checks(checks, 1, results, failed);
 }
@@ -341,7 +394,7 @@ static void *run_chunk(void *arg) {
     chunk_job *job = arg;
     /* Windows of PEERS_PER_WINDOW bound the queued checks (up to 16 per peer) while keeping
      * batches large enough to run at full speed. */
-    check_list checks = {NULL, 0, 0};
+    check_list checks = {NULL, 0, 0, NULL, 0};
     uint8_t *failed = malloc(PEERS_PER_WINDOW);
     nks_chain *chain = malloc(sizeof *chain);
     job->status = TKA_ERR_NOMEM;
@@ -355,6 +408,7 @@ static void *run_chunk(void *arg) {
         job->status = rc < 0 ? rc : authorized;
     }
     free(checks.items);
+    free(checks.scratch);
     free(failed);
     free(chain);
     return NULL;

@@ -92,6 +92,14 @@ static void fuzz_reader(const uint8_t *data, size_t len) {
         tka_blake2s(buf, m, want);
         nks_sig_hash(data, &chain, i, got);
         CHECK(memcmp(want, got, 32) == 0);
+        /* The span the bulk path hashes later holds exactly that message. */
+        nks_span span;
+        CHECK(nks_sig_span(&chain, i, len, &span) == 1 && nks_span_len(&span) == m);
+        uint8_t *copy = malloc(m + 1);
+        CHECK(copy != NULL);
+        nks_span_copy(data, &span, copy);
+        CHECK(memcmp(copy, buf, m) == 0);
+        free(copy);
     }
     free(buf);
 }

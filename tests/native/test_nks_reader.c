@@ -106,6 +106,18 @@ static void sig_hash_slices(void) {
     EXPECT(nks_read(without, m, &chain) == 1, "reads an unsigned level");
     nks_sig_hash(without, &chain, 0, got);
     EXPECT(memcmp(got, want, 32) == 0, "sighash of an unsigned level is the hash of its bytes");
+    /* The span the bulk path hashes later (blake2s_x8) holds the same message. */
+    const uint8_t *inputs[2] = {with_sig, without};
+    size_t lens[2] = {n, m};
+    for (int k = 0; k < 2; k++) {
+        nks_span span;
+        uint8_t msg[16];
+        EXPECT(nks_read(inputs[k], lens[k], &chain) == 1, "reads the level again");
+        EXPECT(nks_sig_span(&chain, 0, lens[k], &span) == 1, "its span");
+        EXPECT(nks_span_len(&span) == m, "the span's length is the message's");
+        nks_span_copy(inputs[k], &span, msg);
+        EXPECT(memcmp(msg, without, m) == 0, "the span's bytes are the message");
+    }
 }
 
 /* A two-level rotation chain with a trusted key ID and made-up signatures: every prefix is

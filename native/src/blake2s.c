@@ -11,13 +11,13 @@
 #include "tka_native.h"
 
 /* The SHA-256 initial values, as RFC 7693 §2.6 prescribes. */
-static const uint32_t IV[8] = {
+const uint32_t BLAKE2S_IV[8] = {
     0x6A09E667u, 0xBB67AE85u, 0x3C6EF372u, 0xA54FF53Au,
     0x510E527Fu, 0x9B05688Cu, 0x1F83D9ABu, 0x5BE0CD19u,
 };
 
 /* Message word schedule, RFC 7693 §2.7 (ten rounds). */
-static const uint8_t SIGMA[10][16] = {
+const uint8_t BLAKE2S_SIGMA[10][16] = {
     {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
     {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
     {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
@@ -54,28 +54,12 @@ static void compress(blake2s_ctx *ctx, const uint8_t block[64], int last) {
     for (int i = 0; i < 16; i++) m[i] = load_le32(block + 4 * i);
     for (int i = 0; i < 8; i++) {
         v[i] = ctx->h[i];
-        v[i + 8] = IV[i];
+        v[i + 8] = BLAKE2S_IV[i];
     }
     v[12] ^= ctx->t[0];
     v[13] ^= ctx->t[1];
     if (last) v[14] = ~v[14];
-    /* Unrolled, the schedule's indices are constants (155 -> 135 ns a block, Zen 4). */
-#if defined(__clang__)
-#pragma unroll
-#elif defined(__GNUC__)
-#pragma GCC unroll 10
-#endif
-    for (int r = 0; r < 10; r++) {
-        const uint8_t *s = SIGMA[r];
-        G(0, 4, 8, 12, m[s[0]], m[s[1]]);
-        G(1, 5, 9, 13, m[s[2]], m[s[3]]);
-        G(2, 6, 10, 14, m[s[4]], m[s[5]]);
-        G(3, 7, 11, 15, m[s[6]], m[s[7]]);
-        G(0, 5, 10, 15, m[s[8]], m[s[9]]);
-        G(1, 6, 11, 12, m[s[10]], m[s[11]]);
-        G(2, 7, 8, 13, m[s[12]], m[s[13]]);
-        G(3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
+    BLAKE2S_ROUNDS(G, m);
     for (int i = 0; i < 8; i++) ctx->h[i] ^= v[i] ^ v[i + 8];
 }
 
@@ -85,7 +69,7 @@ static void add_to_counter(blake2s_ctx *ctx, uint32_t n) {
 }
 
 void blake2s_init(blake2s_ctx *ctx) {
-    memcpy(ctx->h, IV, sizeof ctx->h);
+    memcpy(ctx->h, BLAKE2S_IV, sizeof ctx->h);
     /* Parameter block word 0: digest length 32, no key, fanout 1, depth 1. */
     ctx->h[0] ^= 0x01010000u ^ 32u;
     ctx->t[0] = ctx->t[1] = 0;

@@ -18,25 +18,6 @@
 
 #define AVX2_TARGET __attribute__((target("avx2")))
 
-/* RFC 7693's initial values and message schedule (facts of the specification). */
-static const uint32_t IV8[8] = {
-    0x6A09E667u, 0xBB67AE85u, 0x3C6EF372u, 0xA54FF53Au,
-    0x510E527Fu, 0x9B05688Cu, 0x1F83D9ABu, 0x5BE0CD19u,
-};
-
-static const uint8_t SIGMA8[10][16] = {
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
-    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
-    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
-    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
-    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
-    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
-    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
-    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
-    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
-};
-
 AVX2_TARGET static inline __m256i rotr16(__m256i x) {
     const __m256i k = _mm256_setr_epi8(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3,
                                        0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
@@ -92,7 +73,7 @@ AVX2_TARGET static void blake2s_x8_avx2(uint8_t out[][32], const uint8_t *const 
         if (blocks[j] > most) most = blocks[j];
     }
     __m256i h[8];
-    for (int i = 0; i < 8; i++) h[i] = _mm256_set1_epi32((int)IV8[i]);
+    for (int i = 0; i < 8; i++) h[i] = _mm256_set1_epi32((int)BLAKE2S_IV[i]);
     /* Parameter block word 0: digest length 32, no key, fanout 1, depth 1. */
     h[0] = _mm256_xor_si256(h[0], _mm256_set1_epi32(0x01010000 ^ 32));
     _Alignas(32) uint32_t block[8][16];
@@ -124,27 +105,12 @@ AVX2_TARGET static void blake2s_x8_avx2(uint8_t out[][32], const uint8_t *const 
         __m256i v[16];
         for (int i = 0; i < 8; i++) {
             v[i] = h[i];
-            v[i + 8] = _mm256_set1_epi32((int)IV8[i]);
+            v[i + 8] = _mm256_set1_epi32((int)BLAKE2S_IV[i]);
         }
         v[12] = _mm256_xor_si256(v[12], _mm256_load_si256((const __m256i *)(void *)t0));
         v[13] = _mm256_xor_si256(v[13], _mm256_load_si256((const __m256i *)(void *)t1));
         v[14] = _mm256_xor_si256(v[14], _mm256_load_si256((const __m256i *)(void *)last));
-#if defined(__clang__)
-#pragma unroll
-#else
-#pragma GCC unroll 10
-#endif
-        for (int r = 0; r < 10; r++) {
-            const uint8_t *s = SIGMA8[r];
-            G8(0, 4, 8, 12, m[s[0]], m[s[1]]);
-            G8(1, 5, 9, 13, m[s[2]], m[s[3]]);
-            G8(2, 6, 10, 14, m[s[4]], m[s[5]]);
-            G8(3, 7, 11, 15, m[s[6]], m[s[7]]);
-            G8(0, 5, 10, 15, m[s[8]], m[s[9]]);
-            G8(1, 6, 11, 12, m[s[10]], m[s[11]]);
-            G8(2, 7, 8, 13, m[s[12]], m[s[13]]);
-            G8(3, 4, 9, 14, m[s[14]], m[s[15]]);
-        }
+        BLAKE2S_ROUNDS(G8, m);
         const __m256i keep = _mm256_load_si256((const __m256i *)(void *)live);
         for (int i = 0; i < 8; i++) {
             __m256i next = _mm256_xor_si256(h[i], _mm256_xor_si256(v[i], v[i + 8]));

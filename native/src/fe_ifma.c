@@ -86,18 +86,47 @@ IFMA_TARGET static void pow22523_x8_ifma(fe out[8], const fe in[8]) {
     }
 }
 
-/* Sixteen decodings up to the choice of root, in two eight-lane halves: everything of
- * ge_decode_prepare and ge_decode_root, so only ge_decode_pick is left in scalar code. */
-IFMA_TARGET static void decode_root_x16_ifma(fe x[16], fe vxx[16], fe y[16], fe u[16],
-                                             const uint8_t *const s[16]) {
-    fe8 y8[2], u8[2], v8[2], v3[2], uv7[2], t[2], one, d;
+/* The canonical representative (limbs < 2^51, value < p), as fe_tobytes computes it. */
+IFMA_TARGET FE8_INLINE void fe8_freeze(fe8 *h) {
+    const __m512i mask = _mm512_set1_epi64((long long)FE_MASK51);
+    fe8_carry(h);
+    fe8_carry(h);
+    /* Now h < 2^255 + small; q = 1 exactly when h >= p. */
+    __m512i q = _mm512_srli_epi64(_mm512_add_epi64(h->v[0], _mm512_set1_epi64(19)), 51);
+    for (int k = 1; k < 5; k++) q = _mm512_srli_epi64(_mm512_add_epi64(h->v[k], q), 51);
+    h->v[0] = _mm512_add_epi64(h->v[0], times19(q));
+    for (int k = 0; k < 4; k++) {
+        h->v[k + 1] = _mm512_add_epi64(h->v[k + 1], _mm512_srli_epi64(h->v[k], 51));
+        h->v[k] = _mm512_and_si512(h->v[k], mask);
+    }
+    h->v[4] = _mm512_and_si512(h->v[4], mask);
+}
+
+/* Lanes where f = 0 mod p. */
+IFMA_TARGET FE8_INLINE __mmask8 fe8_is_zero(const fe8 *f) {
+    fe8 t = *f;
+    fe8_freeze(&t);
+    __m512i any = _mm512_or_si512(_mm512_or_si512(t.v[0], t.v[1]),
+                                  _mm512_or_si512(_mm512_or_si512(t.v[2], t.v[3]), t.v[4]));
+    return _mm512_cmpeq_epi64_mask(any, _mm512_setzero_si512());
+}
+
+/* Sixteen decodings in two eight-lane halves, the scalar ge_frombytes_lenient step for step:
+ * y, u = y^2 - 1, v = d y^2 + 1, t = (u v^7)^((p-5)/8) (both halves' chains interleaved),
+ * x = u v^3 t, then x or x sqrt(-1) by whether v x^2 is u or -u (neither: not a point), and the
+ * root whose parity matches the sign bit. */
+IFMA_TARGET static void decode_x16_ifma(ge_p3 p[16], int ok[16], const uint8_t *const s[16]) {
+    fe8 y8[2], u8[2], v8[2], v3[2], uv7[2], t[2], one, d, sqrtm1, zero;
     fe8_set_small(&one, 1);
+    fe8_set_small(&zero, 0);
     fe8_broadcast(&d, &FE_D);
+    fe8_broadcast(&sqrtm1, &FE_SQRTM1);
     for (int h = 0; h < 2; h++) {
+        fe y[8];
         const fe *rows[8];
         for (int j = 0; j < 8; j++) {
-            fe_frombytes(&y[8 * h + j], s[8 * h + j]);
-            rows[j] = &y[8 * h + j];
+            fe_frombytes(&y[j], s[8 * h + j]);
+            rows[j] = &y[j];
         }
         fe8_load_lanes(&y8[h], rows);
         fe8 y2, v7;
@@ -113,20 +142,34 @@ IFMA_TARGET static void decode_root_x16_ifma(fe x[16], fe vxx[16], fe y[16], fe 
     }
     fe8_pow22523_2(t, uv7);
     for (int h = 0; h < 2; h++) {
-        fe8 x8, vxx8;
-        fe8_mul(&x8, &u8[h], &v3[h]);
-        fe8_mul(&x8, &x8, &t[h]);
-        fe8_sq(&vxx8, &x8);
-        fe8_mul(&vxx8, &vxx8, &v8[h]);
-        fe *xo[8], *vo[8], *uo[8];
-        for (int j = 0; j < 8; j++) {
-            xo[j] = &x[8 * h + j];
-            vo[j] = &vxx[8 * h + j];
-            uo[j] = &u[8 * h + j];
-        }
-        fe8_store_lanes(xo, &x8);
-        fe8_store_lanes(vo, &vxx8);
-        fe8_store_lanes(uo, &u8[h]);
+        fe8 x, vxx, diff, sum, rotated, parity_of, negated, tt;
+        fe8_mul(&x, &u8[h], &v3[h]);
+        fe8_mul(&x, &x, &t[h]);
+        fe8_sq(&vxx, &x);
+        fe8_mul(&vxx, &vxx, &v8[h]);
+        fe8_sub(&diff, &vxx, &u8[h]);
+        fe8_add(&sum, &vxx, &u8[h]);
+        const __mmask8 root = fe8_is_zero(&diff);
+        const __mmask8 other = (__mmask8)(fe8_is_zero(&sum) & ~root);
+        fe8_mul(&rotated, &x, &sqrtm1);
+        for (int k = 0; k < 5; k++) x.v[k] = _mm512_mask_blend_epi64(other, x.v[k], rotated.v[k]);
+        parity_of = x;
+        fe8_freeze(&parity_of);
+        __mmask8 sign = 0;
+        for (int j = 0; j < 8; j++) sign |= (__mmask8)((s[8 * h + j][31] >> 7) << j);
+        const __mmask8 odd = _mm512_test_epi64_mask(parity_of.v[0], _mm512_set1_epi64(1));
+        fe8_sub(&negated, &zero, &x);
+        for (int k = 0; k < 5; k++)
+            x.v[k] = _mm512_mask_blend_epi64((__mmask8)(odd ^ sign), x.v[k], negated.v[k]);
+        fe8_mul(&tt, &x, &y8[h]);
+        p3_8 out;
+        out.X = x;
+        out.Y = y8[h];
+        fe8_set_small(&out.Z, 1);
+        out.T = tt;
+        store_p3_8(p + 8 * h, &out);
+        const __mmask8 good = root | other;
+        for (int j = 0; j < 8; j++) ok[8 * h + j] = (good >> j) & 1;
     }
 }
 
@@ -284,9 +327,7 @@ void fe_pow22523_x8(fe out[8], const fe in[8]) {
     fe_pow22523_x4(out + 4, in + 4);
 }
 
-void ge_decode_root_x16(fe x[16], fe vxx[16], fe y[16], fe u[16], const uint8_t *const s[16]) {
-    decode_root_x16_ifma(x, vxx, y, u, s);
-}
+void ge_decode_x16(ge_p3 p[16], int ok[16], const uint8_t *const s[16]) { decode_x16_ifma(p, ok, s); }
 
 #else /* not x86-64 GCC/Clang: portable code only */
 
@@ -317,8 +358,9 @@ void fe_pow22523_x8(fe out[8], const fe in[8]) {
     fe_pow22523_lanes(out + FE_LANES, in + FE_LANES);
 }
 
-void ge_decode_root_x16(fe x[16], fe vxx[16], fe y[16], fe u[16], const uint8_t *const s[16]) {
-    (void)x, (void)vxx, (void)y, (void)u, (void)s; /* never called: no IFMA here */
+void ge_decode_x16(ge_p3 p[16], int ok[16], const uint8_t *const s[16]) {
+    ge_frombytes_lenient_x8(p, ok, s); /* never called without IFMA; correct all the same */
+    ge_frombytes_lenient_x8(p + 8, ok + 8, s + 8);
 }
 
 #endif

@@ -22,9 +22,8 @@ void ge_bucket_madd8(ge_p3 *buckets, const uint32_t bucket_index[8], const ge_ni
  * Call only when fe_ifma_available(). */
 void ge_bucket_weighted_sum8(ge_p3 *out, const ge_p3 *buckets, size_t nbuckets);
 
-/* The first part of decoding sixteen encodings s[j] in IFMA lanes: y, u = y^2 - 1 and the
- * candidate root x with vxx = v x^2, to be finished by ge_decode_pick. Call only when
- * fe_ifma_available(). */
-void ge_decode_root_x16(fe x[16], fe vxx[16], fe y[16], fe u[16], const uint8_t *const s[16]);
+/* ge_frombytes_lenient of sixteen encodings s[j], all in IFMA lanes (two exponentiation
+ * chains interleaved). Call only when fe_ifma_available(). */
+void ge_decode_x16(ge_p3 p[16], int ok[16], const uint8_t *const s[16]);
 
 #endif

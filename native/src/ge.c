@@ -25,22 +25,18 @@ void ge_decode_prepare(fe *y, fe *u, fe *v, fe *v3, fe *uv7, const uint8_t s[32]
     fe_mul(uv7, u, &v7);
 }
 
-/* Given t = (u v^7)^((p-5)/8): x = u v^3 t is sqrt(u/v) up to a factor sqrt(-1); vxx = v x^2
- * tells which. */
-void ge_decode_root(fe *x, fe *vxx, const fe *u, const fe *v, const fe *v3, const fe *t) {
-    fe_mul(x, u, v3);
-    fe_mul(x, x, t);
-    fe_sq(vxx, x);
-    fe_mul(vxx, vxx, v);
-}
-
-int ge_decode_pick(ge_p3 *p, const fe *y, const fe *u, const fe *x_in, const fe *vxx,
-                   const uint8_t s[32]) {
-    fe x = *x_in;
-    if (!fe_equal(vxx, u)) {
+/* Given t = (u v^7)^((p-5)/8), finish: x = u v^3 t is sqrt(u/v) up to a factor sqrt(-1). */
+int ge_decode_finish(ge_p3 *p, const fe *y, const fe *u, const fe *v, const fe *v3,
+                     const fe *t, const uint8_t s[32]) {
+    fe x, vxx;
+    fe_mul(&x, u, v3);
+    fe_mul(&x, &x, t);
+    fe_sq(&vxx, &x);
+    fe_mul(&vxx, &vxx, v);
+    if (!fe_equal(&vxx, u)) {
         fe neg_u;
         fe_neg(&neg_u, u);
-        if (!fe_equal(vxx, &neg_u)) return 0; /* u/v is not a square: not a point */
+        if (!fe_equal(&vxx, &neg_u)) return 0; /* u/v is not a square: not a point */
         fe_mul(&x, &x, &FE_SQRTM1);
     }
     /* Pick the root whose parity matches the sign bit; for x = 0 both are 0 ("-0"). */
@@ -51,13 +47,6 @@ int ge_decode_pick(ge_p3 *p, const fe *y, const fe *u, const fe *x_in, const fe 
     p->Z = FE_ONE;
     fe_mul(&p->T, &x, y);
     return 1;
-}
-
-int ge_decode_finish(ge_p3 *p, const fe *y, const fe *u, const fe *v, const fe *v3,
-                     const fe *t, const uint8_t s[32]) {
-    fe x, vxx;
-    ge_decode_root(&x, &vxx, u, v, v3, t);
-    return ge_decode_pick(p, y, u, &x, &vxx, s);
 }
 
 int ge_frombytes_lenient(ge_p3 *p, const uint8_t s[32]) {
@@ -83,9 +72,7 @@ void ge_frombytes_lenient_x16(ge_p3 *p, int *ok, const uint8_t *const *s) {
         ge_frombytes_lenient_x8(p + 8, ok + 8, s + 8);
         return;
     }
-    fe x[16], vxx[16], y[16], u[16];
-    ge_decode_root_x16(x, vxx, y, u, s);
-    for (int j = 0; j < 16; j++) ok[j] = ge_decode_pick(&p[j], &y[j], &u[j], &x[j], &vxx[j], s[j]);
+    ge_decode_x16(p, ok, s);
 }
 
 int ge_is_canonical_encoding(const uint8_t s[32], const ge_p3 *decoded) {

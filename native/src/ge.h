@@ -158,8 +158,8 @@ int ge_frombytes_lenient(ge_p3 *p, const uint8_t s[32]);
 /* The same for 8 encodings at once (the square roots run interleaved, or in AVX-512 IFMA
  * lanes where available); ok[j] is 1 or 0. */
 void ge_frombytes_lenient_x8(ge_p3 *p, int *ok, const uint8_t *const *s);
-/* Sixteen at once: with IFMA the whole decoding up to the choice of root runs in lanes, two
- * exponentiation chains interleaved; otherwise two calls of the above. */
+/* Sixteen at once: with IFMA the whole decoding runs in lanes, two exponentiation chains
+ * interleaved; otherwise two calls of the above. */
 void ge_frombytes_lenient_x16(ge_p3 *p, int *ok, const uint8_t *const *s);
 /* 1 if s is exactly ge_tobytes of the point it decoded to (decoded = ge_frombytes_lenient's
  * result): y < p and no "-0" (x = 0 with the sign bit set). Comparing points then equals
@@ -171,11 +171,6 @@ int ge_is_canonical_encoding(const uint8_t s[32], const ge_p3 *decoded);
 void ge_decode_prepare(fe *y, fe *u, fe *v, fe *v3, fe *uv7, const uint8_t s[32]);
 int ge_decode_finish(ge_p3 *p, const fe *y, const fe *u, const fe *v, const fe *v3,
                      const fe *t, const uint8_t s[32]);
-/* ge_decode_finish's two steps: the candidate root x and vxx = v x^2, then the choice between
- * x and x sqrt(-1) (or none: not a point) and the sign. */
-void ge_decode_root(fe *x, fe *vxx, const fe *u, const fe *v, const fe *v3, const fe *t);
-int ge_decode_pick(ge_p3 *p, const fe *y, const fe *u, const fe *x, const fe *vxx,
-                   const uint8_t s[32]);
 
 /* Canonical encoding. */
 void ge_tobytes(uint8_t s[32], const ge_p3 *p);

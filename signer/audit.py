@@ -43,13 +43,13 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 from signer.authority_dir import open_authority_dir
 from signer.echo import clip_input
 from verifier.authority import Authority
+from verifier.ed25519 import OFFSET_TYPECODE
 from verifier.errors import DecodeError, StorageError
 from verifier.fields import Frozen
 from verifier.netmap_filter import MISSING, ROTATED, ROTATION_TIE, filter_netmap
 from verifier.nks import NodeKeySignature, SigKind, sig_kind_name
 from verifier.peers import (
     AUTHORIZED,
-    OFFSET_TYPECODE,
     PackedPeers,
     PeerLineScanner,
     WeakWrappingKey,

@@ -11,11 +11,15 @@ errors; an unknown rule is a programming error (``ValueError``).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from typing import Literal, get_args
 
 from verifier._native import ffi, lib
+
+# array typecode whose items are C size_t (the offsets the packed entry points read)
+OFFSET_TYPECODE = next(t for t in "LQI" if array(t).itemsize == ffi.sizeof("size_t"))
 
 Rule = Literal["zip215", "cofactorless"]
 
@@ -89,14 +93,57 @@ def verify_batch(
     return verdicts
 
 
+def verify_batch_packed(
+    public_keys: bytes | bytearray | memoryview,
+    messages: bytes | bytearray | memoryview,
+    signatures: bytes | bytearray | memoryview,
+    message_len: int,
+    rule: Rule = "zip215",
+) -> list[bool]:
+    """`verify_batch` for signatures already packed: n public keys of 32 bytes one after the
+    other, n messages of `message_len` bytes each, n signatures of 64 bytes. C reads the
+    buffers where they are, so nothing per signature is made in Python (a list of 10^5
+    triples costs 30-50 ms to walk before C starts)."""
+    code = _rule_code(rule)
+    if message_len < 0:
+        raise ValueError(f"message_len must be 0 or more, not {message_len}")
+    key_bytes, message_bytes, signature_bytes = (
+        memoryview(b).nbytes for b in (public_keys, messages, signatures)
+    )
+    n, odd = divmod(key_bytes, 32)
+    if odd or signature_bytes != 64 * n or message_bytes != message_len * n:
+        raise ValueError(
+            f"packed batch sizes do not match: {key_bytes} bytes of keys (32 each), "
+            f"{signature_bytes} of signatures (64 each), {message_bytes} of messages "
+            f"({message_len} each)"
+        )
+    if n == 0:
+        return []
+    offsets = (array(OFFSET_TYPECODE, range(0, message_len * n + 1, message_len))
+               if message_len else array(OFFSET_TYPECODE, [0]) * (n + 1))
+    out = ffi.new("uint8_t[]", n)
+    packed = (ffi.from_buffer(public_keys), ffi.from_buffer(signatures),
+              ffi.from_buffer(messages) if message_bytes else ffi.NULL,
+              ffi.from_buffer("size_t[]", offsets), n, out)
+    if code == lib.TKA_RULE_ZIP215:
+        result: int = lib.tka_verify_batch_zip215_packed(*packed)
+    else:
+        result = lib.tka_verify_each_packed(*packed, code)
+    if result < 0:
+        raise native_failure(result)
+    return list(map(bool, bytes(ffi.buffer(out))))
+
+
 def _native_many(
     pks: Sequence[bytes], msgs: Sequence[bytes], sigs: Sequence[bytes], code: int
 ) -> list[bool]:
     """One native call over packed buffers (no per-signature objects on the way in)."""
     n = len(pks)
-    offsets = ffi.new("size_t[]", list(accumulate(map(len, msgs), initial=0)))
+    # An array read in place: cffi converting a list of 10^5 ints took twice as long.
+    offsets = array(OFFSET_TYPECODE, accumulate(map(len, msgs), initial=0))
     out = ffi.new("uint8_t[]", n)
-    packed = (b"".join(pks), b"".join(sigs), b"".join(msgs), offsets, n, out)
+    packed = (b"".join(pks), b"".join(sigs), b"".join(msgs), ffi.from_buffer("size_t[]", offsets),
+              n, out)
     if code == lib.TKA_RULE_ZIP215:
         result: int = lib.tka_verify_batch_zip215_packed(*packed)
     else:

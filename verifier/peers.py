@@ -27,7 +27,7 @@ from itertools import accumulate, islice
 from typing import Any, Protocol
 
 from verifier._native import ffi, lib
-from verifier.ed25519 import native_failure
+from verifier.ed25519 import OFFSET_TYPECODE, native_failure
 from verifier.errors import DecodeError, TKAError
 from verifier.fields import Frozen
 from verifier.key import KeyKind
@@ -93,8 +93,6 @@ def verify_peers(
     return verdicts
 
 
-# array typecode whose items are C size_t (the offsets tka_verify_peers reads)
-OFFSET_TYPECODE = next(t for t in "LQI" if array(t).itemsize == ffi.sizeof("size_t"))
 _NODE_KEY_PLACEHOLDER = bytes(32)
 
 

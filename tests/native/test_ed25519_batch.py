@@ -166,3 +166,35 @@ def test_concurrent_calls_from_threads(rng: random.Random) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert all(pool.map(batch, jobs * 2))
         assert all(pool.map(singles, jobs * 2))
+
+
+@pytest.mark.parametrize("rule", ["zip215", "cofactorless"])
+def test_packed_batch_matches_the_list_api(rule: ed25519.Rule, rng: random.Random) -> None:
+    keys = [SigningKey.generate() for _ in range(3)]
+    items = signed(keys, 200, rng)
+    for pos in (0, 77, 199):
+        items[pos] = corrupt(items[pos])
+    pks = b"".join(pk for pk, _, _ in items)
+    msgs = bytearray(b"".join(m for _, m, _ in items))
+    sigs = memoryview(b"".join(s for _, _, s in items))
+    want = ed25519.verify_batch(items, rule=rule)
+    assert want.count(False) == 3
+    assert ed25519.verify_batch_packed(pks, msgs, sigs, 32, rule=rule) == want
+
+
+def test_packed_batch_empty_messages_and_bad_sizes() -> None:
+    sk = SigningKey.generate()
+    pk, sig = bytes(sk.verify_key), sk.sign(b"").signature
+    assert ed25519.verify_batch_packed(pk * 2, b"", sig * 2, 0) == [True, True]
+    assert ed25519.verify_batch_packed(b"", b"", b"", 32) == []
+    for pks, msgs, sigs, message_len in [
+        (pk[:31], b"", sig, 0),  # a key short
+        (pk, b"", sig + b"x", 0),  # a signature long
+        (pk, b"abc", sig, 2),  # messages do not fill message_len each
+    ]:
+        with pytest.raises(ValueError, match="packed batch sizes do not match"):
+            ed25519.verify_batch_packed(pks, msgs, sigs, message_len)
+    with pytest.raises(ValueError, match="message_len"):
+        ed25519.verify_batch_packed(pk, b"", sig, -1)
+    with pytest.raises(ValueError, match="unknown Ed25519 verification rule"):
+        ed25519.verify_batch_packed(pk, b"", sig, 0, rule="strict")  # type: ignore[arg-type]

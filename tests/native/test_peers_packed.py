@@ -18,11 +18,10 @@ import pytest
 from nacl.signing import SigningKey
 from verifier._native import lib
 
-from verifier.ed25519 import public_key_class
+from verifier.ed25519 import OFFSET_TYPECODE, public_key_class
 from verifier.key import Key, KeyKind
 from verifier.nks import NodeKeySignature, SigKind
 from verifier.peers import (
-    OFFSET_TYPECODE,
     PackedPeers,
     PeerLineScanner,
     WeakWrappingKey,

@@ -121,29 +121,32 @@ def verify_batch_packed(
         return []
     offsets = (array(OFFSET_TYPECODE, range(0, message_len * n + 1, message_len))
                if message_len else array(OFFSET_TYPECODE, [0]) * (n + 1))
-    out = ffi.new("uint8_t[]", n)
-    packed = (ffi.from_buffer(public_keys), ffi.from_buffer(signatures),
-              ffi.from_buffer(messages) if message_bytes else ffi.NULL,
-              ffi.from_buffer("size_t[]", offsets), n, out)
-    if code == lib.TKA_RULE_ZIP215:
-        result: int = lib.tka_verify_batch_zip215_packed(*packed)
-    else:
-        result = lib.tka_verify_each_packed(*packed, code)
-    if result < 0:
-        raise native_failure(result)
-    return list(map(bool, bytes(ffi.buffer(out))))
+    return _native_packed(public_keys, signatures, messages if message_bytes else None,
+                          offsets, n, code)
 
 
 def _native_many(
     pks: Sequence[bytes], msgs: Sequence[bytes], sigs: Sequence[bytes], code: int
 ) -> list[bool]:
     """One native call over packed buffers (no per-signature objects on the way in)."""
-    n = len(pks)
     # An array read in place: cffi converting a list of 10^5 ints took twice as long.
     offsets = array(OFFSET_TYPECODE, accumulate(map(len, msgs), initial=0))
+    return _native_packed(b"".join(pks), b"".join(sigs), b"".join(msgs), offsets, len(pks), code)
+
+
+def _native_packed(
+    pks: bytes | bytearray | memoryview,
+    sigs: bytes | bytearray | memoryview,
+    msgs: bytes | bytearray | memoryview | None,
+    offsets: array[int],
+    n: int,
+    code: int,
+) -> list[bool]:
+    """The packed native call under rule `code`; msgs None: every message is empty."""
     out = ffi.new("uint8_t[]", n)
-    packed = (b"".join(pks), b"".join(sigs), b"".join(msgs), ffi.from_buffer("size_t[]", offsets),
-              n, out)
+    packed = (ffi.from_buffer(pks), ffi.from_buffer(sigs),
+              ffi.NULL if msgs is None else ffi.from_buffer(msgs),
+              ffi.from_buffer("size_t[]", offsets), n, out)
     if code == lib.TKA_RULE_ZIP215:
         result: int = lib.tka_verify_batch_zip215_packed(*packed)
     else:

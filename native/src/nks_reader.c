@@ -84,28 +84,23 @@ int nks_read(const uint8_t *data, size_t len, nks_chain *out) {
     }
 }
 
-/* A signed level's map head with the signature entry left out. Canonical maps of at most 6
- * entries have a one-byte head: 0xa0 | entries. */
-static uint8_t head_without_sig(const nks_level *lvl) { return (uint8_t)(0xa0u | (lvl->entries - 1)); }
-
-int nks_sig_span(const nks_chain *chain, unsigned i, size_t input_len, nks_span *out) {
-    if (input_len > UINT32_MAX) return 0;
+void nks_sig_span(const nks_chain *chain, unsigned i, nks_span *out) {
     const nks_level *lvl = &chain->levels[i];
-    out->start = (uint32_t)lvl->map_start;
-    out->end = (uint32_t)lvl->map_end;
+    out->start = lvl->map_start;
+    out->end = lvl->map_end;
     if (lvl->signature.ptr == NULL) {
         out->cut_start = out->cut_end = out->end;
         out->head = 0;
     } else {
-        out->cut_start = (uint32_t)lvl->sig_entry_start;
-        out->cut_end = (uint32_t)lvl->sig_entry_end;
-        out->head = head_without_sig(lvl);
+        out->cut_start = lvl->sig_entry_start;
+        out->cut_end = lvl->sig_entry_end;
+        /* Canonical maps of at most 6 entries have a one-byte head: 0xa0 | entries. */
+        out->head = (uint8_t)(0xa0u | (lvl->entries - 1));
     }
-    return 1;
 }
 
 size_t nks_span_len(const nks_span *span) {
-    return (size_t)(span->end - span->start) - (span->cut_end - span->cut_start);
+    return (span->end - span->start) - (span->cut_end - span->cut_start);
 }
 
 void nks_span_copy(const uint8_t *data, const nks_span *span, uint8_t *out) {
@@ -116,16 +111,16 @@ void nks_span_copy(const uint8_t *data, const nks_span *span, uint8_t *out) {
 }
 
 void nks_sig_hash(const uint8_t *data, const nks_chain *chain, unsigned i, uint8_t out[32]) {
-    const nks_level *lvl = &chain->levels[i];
+    nks_span span;
+    nks_sig_span(chain, i, &span);
     blake2s_ctx ctx;
     blake2s_init(&ctx);
-    if (lvl->signature.ptr == NULL) {
-        blake2s_update(&ctx, data + lvl->map_start, lvl->map_end - lvl->map_start);
+    if (span.cut_end == span.cut_start) {
+        blake2s_update(&ctx, data + span.start, span.end - span.start);
     } else {
-        uint8_t head = head_without_sig(lvl);
-        blake2s_update(&ctx, &head, 1);
-        blake2s_update(&ctx, data + lvl->map_start + 1, lvl->sig_entry_start - lvl->map_start - 1);
-        blake2s_update(&ctx, data + lvl->sig_entry_end, lvl->map_end - lvl->sig_entry_end);
+        blake2s_update(&ctx, &span.head, 1);
+        blake2s_update(&ctx, data + span.start + 1, span.cut_start - span.start - 1);
+        blake2s_update(&ctx, data + span.cut_end, span.end - span.cut_end);
     }
     blake2s_final(&ctx, out);
 }

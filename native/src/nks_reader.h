@@ -50,16 +50,16 @@ int nks_read(const uint8_t *data, size_t len, nks_chain *out);
 /* BLAKE2s-256 of level `i`'s encoding without its own Signature (docs/format.md §4). */
 void nks_sig_hash(const uint8_t *data, const nks_chain *chain, unsigned i, uint8_t out[32]);
 
-/* Where that message lies, for callers that hash many at once: the bytes [start, end) of the
- * input with [cut_start, cut_end) (the signature entry) left out and, when something is cut,
- * the first byte replaced by `head` (the map head with one entry fewer). Offsets fit 32 bits:
- * nks_sig_span returns 0 for an input of 4 GiB or more. */
+/* Where that message lies: the bytes [start, end) of the input with [cut_start, cut_end) (the
+ * signature entry) left out and, when something is cut, the first byte replaced by `head`
+ * (the map head with one entry fewer). nks_sig_hash hashes it in pieces; the bulk path copies
+ * it out and hashes many at once. */
 typedef struct {
-    uint32_t start, cut_start, cut_end, end;
+    size_t start, cut_start, cut_end, end;
     uint8_t head;
 } nks_span;
 
-int nks_sig_span(const nks_chain *chain, unsigned i, size_t input_len, nks_span *out);
+void nks_sig_span(const nks_chain *chain, unsigned i, nks_span *out);
 
 /* The message's length, and the message itself written to out (room for that length). */
 size_t nks_span_len(const nks_span *span);

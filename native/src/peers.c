@@ -85,8 +85,8 @@ static int has_node_prefix(const nks_bytes *b) {
 
 /* Queues the signature check of level `depth` (its digest is taken later, with others');
  * 0 if out of memory. */
-static int queue_check(check_list *checks, size_t peer, const uint8_t *data, size_t len,
-                       const nks_chain *ch, unsigned depth, const uint8_t *pk, int cofactorless) {
+static int queue_check(check_list *checks, size_t peer, const uint8_t *data, const nks_chain *ch,
+                       unsigned depth, const uint8_t *pk, int cofactorless) {
     pending_check *c = check_list_push(checks);
     if (c == NULL) return 0;
     c->peer = peer;
@@ -95,29 +95,22 @@ static int queue_check(check_list *checks, size_t peer, const uint8_t *data, siz
     c->pk = pk;
     c->sig = ch->levels[depth].signature.ptr;
     c->nks = data;
-    if (!nks_sig_span(ch, depth, len, &c->span)) {
-        /* An NKS of 4 GiB or more: hash it now, one at a time. */
-        nks_sig_hash(data, ch, depth, c->digest);
-        c->nks = NULL;
-    }
+    nks_sig_span(ch, depth, &c->span);
     return 1;
 }
 
 /* Every queued check's digest, eight messages at a time (blake2s_x8.c). A message is the
- * level's bytes with its signature entry cut out, so most are copied into `scratch` first
- * (checks->scratch, grown as needed); 0 if out of memory. */
+ * level's bytes with its signature entry cut out, so most are copied into checks->scratch
+ * first (grown as needed); 0 if out of memory. */
 static int hash_checks(check_list *checks) {
-    for (size_t at = 0; at < checks->len;) {
-        pending_check *group[8];
-        int count = 0;
-        size_t need = 0;
-        for (; at < checks->len && count < 8; at++) {
-            pending_check *c = &checks->items[at];
-            if (c->nks == NULL) continue; /* hashed when queued */
-            group[count++] = c;
-            need += nks_span_len(&c->span);
+    for (size_t at = 0; at < checks->len; at += 8) {
+        pending_check *group = &checks->items[at];
+        int count = checks->len - at < 8 ? (int)(checks->len - at) : 8;
+        size_t lens[8], need = 0;
+        for (int j = 0; j < count; j++) {
+            lens[j] = nks_span_len(&group[j].span);
+            need += lens[j];
         }
-        if (count == 0) break;
         if (need > checks->scratch_cap) {
             uint8_t *grown = realloc(checks->scratch, need);
             if (grown == NULL) return 0;
@@ -125,11 +118,10 @@ static int hash_checks(check_list *checks) {
             checks->scratch_cap = need;
         }
         const uint8_t *msgs[8];
-        size_t lens[8], used = 0;
+        size_t used = 0;
         uint8_t digests[8][32];
         for (int j = 0; j < count; j++) {
-            const pending_check *c = group[j];
-            lens[j] = nks_span_len(&c->span);
+            const pending_check *c = &group[j];
             if (c->span.cut_end == c->span.cut_start) {
                 msgs[j] = c->nks + c->span.start; /* nothing cut: hash in place */
             } else {
@@ -139,7 +131,7 @@ static int hash_checks(check_list *checks) {
             }
         }
         blake2s_x8(digests, msgs, lens, count);
-        for (int j = 0; j < count; j++) memcpy(group[j]->digest, digests[j], 32);
+        for (int j = 0; j < count; j++) memcpy(group[j].digest, digests[j], 32);
     }
     return 1;
 }
@@ -150,7 +142,7 @@ static int hash_checks(check_list *checks) {
  * Leaves r = OK with the needed checks queued, or r = the first failure met before any
  * queued check could fail. Returns 0 only when out of memory.
  */
-static int judge_structure(const uint8_t *node_key, const uint8_t *data, size_t len, const nks_chain *ch,
+static int judge_structure(const uint8_t *node_key, const uint8_t *data, const nks_chain *ch,
                            const trust_set *trust, check_list *checks, size_t peer,
                            tka_peer_result *r) {
     const nks_level *lv = ch->levels;
@@ -215,7 +207,7 @@ static int judge_structure(const uint8_t *node_key, const uint8_t *data, size_t 
                 set_result(r, TKA_PEER_BAD_SIGNATURE, d, 0);
                 return 1;
             }
-            if (!queue_check(checks, peer, data, len, ch, d, rotation_key->ptr, 1)) return 0;
+            if (!queue_check(checks, peer, data, ch, d, rotation_key->ptr, 1)) return 0;
             const nks_level *inner = &lv[d + 1];
             if (inner->kind == SIGKIND_CREDENTIAL) {
                 expected_key = zero_key;
@@ -248,7 +240,7 @@ static int judge_structure(const uint8_t *node_key, const uint8_t *data, size_t 
                 set_result(r, TKA_PEER_NESTED_PUBKEY_LENGTH, 0, (uint32_t)level->pubkey.len);
             }
         }
-        return queue_check(checks, peer, data, len, ch, d, trusted_pk, 0);
+        return queue_check(checks, peer, data, ch, d, trusted_pk, 0);
     }
     /* Not reachable: the key ID walk stops at a direct or credential level. */
     set_result(r, TKA_PEER_UNHANDLED_KIND, 0, 0);
@@ -380,7 +372,7 @@ static int judge_window(const chunk_job *job, size_t start, size_t count, check_
             continue;
         }
         if (job->info != NULL) describe(chain, &job->info[p]);
-        if (!judge_structure(job->node_keys + 32 * p, data, len, chain, &job->trust, checks, i,
+        if (!judge_structure(job->node_keys + 32 * p, data, chain, &job->trust, checks, i,
                              &results[i])) {
             return TKA_ERR_NOMEM;
         }

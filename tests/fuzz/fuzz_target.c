@@ -94,7 +94,8 @@ static void fuzz_reader(const uint8_t *data, size_t len) {
         CHECK(memcmp(want, got, 32) == 0);
         /* The span the bulk path hashes later holds exactly that message. */
         nks_span span;
-        CHECK(nks_sig_span(&chain, i, len, &span) == 1 && nks_span_len(&span) == m);
+        nks_sig_span(&chain, i, &span);
+        CHECK(nks_span_len(&span) == m);
         uint8_t *copy = malloc(m + 1);
         CHECK(copy != NULL);
         nks_span_copy(data, &span, copy);

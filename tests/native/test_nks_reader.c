@@ -113,7 +113,7 @@ static void sig_hash_slices(void) {
         nks_span span;
         uint8_t msg[16];
         EXPECT(nks_read(inputs[k], lens[k], &chain) == 1, "reads the level again");
-        EXPECT(nks_sig_span(&chain, 0, lens[k], &span) == 1, "its span");
+        nks_sig_span(&chain, 0, &span);
         EXPECT(nks_span_len(&span) == m, "the span's length is the message's");
         nks_span_copy(inputs[k], &span, msg);
         EXPECT(memcmp(msg, without, m) == 0, "the span's bytes are the message");
